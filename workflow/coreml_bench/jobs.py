@@ -1,0 +1,162 @@
+"""Adapters between Snakemake jobs and the stage functions.
+
+Each workflow/scripts/<stage>.py calls one of these with Snakemake's ``snakemake`` object, so
+rules stay a few lines and the logic stays importable and testable without Snakemake.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+
+@contextlib.contextmanager
+def job_logging(log_path: str | Path) -> Iterator[None]:
+    """Send logging, stdout and stderr (coremltools/tqdm progress) to the job's log file."""
+    Path(log_path).parent.mkdir(parents=True, exist_ok=True)
+    with open(log_path, "w", buffering=1) as handle:
+        handler = logging.StreamHandler(handle)
+        handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+        root = logging.getLogger()
+        root.addHandler(handler)
+        root.setLevel(logging.INFO)
+        with contextlib.redirect_stdout(handle), contextlib.redirect_stderr(handle):
+            try:
+                yield
+            except BaseException:
+                logging.getLogger("coreml_bench").exception("job failed")
+                raise
+            finally:
+                root.removeHandler(handler)
+
+
+def _limit_threads(threads: int) -> None:
+    # Parallel jobs share the machine's cores; torch would otherwise take all of them each.
+    import torch
+
+    torch.set_num_threads(max(1, int(threads)))
+
+
+def _context(smk: Any) -> dict[str, Any]:
+    wildcards = dict(smk.wildcards.items())
+    context = {"model": wildcards["model"]}
+    if "experiment" in wildcards:
+        context["experiment"] = wildcards["experiment"]
+        context["trial"] = int(wildcards["trial"])
+    return context
+
+
+def download_job(smk: Any) -> None:
+    from .download import fetch_weights
+    from .manifest import write_json_atomic
+    from .models import build_model
+    from .sources import RandomInitSource, WeightsSource  # noqa: F401
+
+    from pydantic import TypeAdapter
+
+    with job_logging(smk.log[0]):
+        model_cfg = smk.params.model
+        source = TypeAdapter(WeightsSource).validate_python(model_cfg["source"])
+        record = fetch_weights(
+            source,
+            Path(smk.output.weights),
+            build_model=lambda: build_model(model_cfg["architecture"], model_cfg["num_classes"]),
+        )
+        write_json_atomic(
+            Path(smk.output.manifest), {"stage": "download", "model": model_cfg["id"], **record}
+        )
+
+
+def convert_job(smk: Any) -> None:
+    from .convert import convert_model
+
+    with job_logging(smk.log[0]):
+        _limit_threads(smk.threads)
+        convert_model(
+            model_cfg=smk.params.model,
+            conversion_cfg=smk.params.conversion,
+            weights=Path(smk.input.weights),
+            package=Path(smk.output.package),
+            manifest=Path(smk.output.manifest),
+        )
+
+
+def compress_job(smk: Any) -> None:
+    from .compress import compress_package
+    from .manifest import read_json
+
+    with job_logging(smk.log[0]):
+        compress_package(
+            compression=smk.params.compression,
+            baseline_package=Path(smk.input.package),
+            baseline_manifest=read_json(smk.input.manifest),
+            package=Path(smk.output.package),
+            manifest=Path(smk.output.manifest),
+            context=_context(smk),
+        )
+
+
+def evaluate_job(smk: Any) -> None:
+    from .evaluate import evaluate_package
+
+    with job_logging(smk.log[0]):
+        _limit_threads(smk.threads)
+        evaluate_package(
+            package=Path(smk.input.package),
+            weights=Path(smk.input.weights),
+            model_cfg=smk.params.model,
+            data_cfg=smk.params.data,
+            backend=smk.params.backend,
+            output=Path(smk.output[0]),
+            context=_context(smk),
+        )
+
+
+def profile_job(smk: Any) -> None:
+    from .profile import profile_package
+
+    with job_logging(smk.log[0]):
+        profile_package(
+            package=Path(smk.input.package),
+            weights=Path(smk.input.weights),
+            model_cfg=smk.params.model,
+            profiling_cfg=smk.params.profiling,
+            output=Path(smk.output[0]),
+            context=_context(smk),
+        )
+
+
+def track_job(smk: Any) -> None:
+    from .tracking_records import track_variant
+
+    with job_logging(smk.log[0]):
+        track_variant(
+            package=Path(smk.input.package),
+            manifest=Path(smk.input.manifest),
+            evaluation=Path(smk.input.evaluation),
+            profile=Path(smk.input.profile),
+            run_params=smk.params.run_params,
+            tracking_cfg=smk.params.tracking,
+            study=smk.params.study,
+            output=Path(smk.output[0]),
+            context=_context(smk),
+        )
+
+
+def aggregate_job(smk: Any) -> None:
+    from .aggregate import aggregate
+
+    with job_logging(smk.log[0]):
+        aggregate(
+            manifests=[Path(p) for p in smk.input.manifests],
+            evaluations=[Path(p) for p in smk.input.evaluations],
+            profiles=[Path(p) for p in smk.input.profiles],
+            rows=smk.params.rows,
+            table_csv=Path(smk.output.csv),
+            table_md=Path(smk.output.markdown),
+            plot=Path(smk.output.plot),
+        )

@@ -1,0 +1,94 @@
+"""Inspecting and saving ``.mlpackage`` directories: sizes, checksums, op-type counts."""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import shutil
+import tempfile
+from collections import Counter
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    import coremltools as ct
+
+WEIGHT_FILE = Path("Data/com.apple.CoreML/weights/weight.bin")
+
+
+def directory_bytes(path: Path) -> int:
+    return sum(p.stat().st_size for p in Path(path).rglob("*") if p.is_file())
+
+
+def weight_file_bytes(package: Path) -> int:
+    """Bytes of the package's weight blob (0 when a tiny model stores all weights inline)."""
+    blob = Path(package) / WEIGHT_FILE
+    return blob.stat().st_size if blob.exists() else 0
+
+
+def directory_sha256(path: Path) -> str:
+    """A checksum over relative file names and contents, stable across copies."""
+    digest = hashlib.sha256()
+    root = Path(path)
+    for file in sorted(p for p in root.rglob("*") if p.is_file()):
+        digest.update(str(file.relative_to(root)).encode())
+        with open(file, "rb") as handle:
+            for chunk in iter(lambda: handle.read(1 << 20), b""):
+                digest.update(chunk)
+    return digest.hexdigest()
+
+
+def _operations(block: Any) -> list[Any]:
+    ops = []
+    for op in block.operations:
+        ops.append(op)
+        for nested in op.blocks:
+            ops.extend(_operations(nested))
+    return ops
+
+
+def op_type_counts(spec: Any) -> dict[str, int]:
+    """Counts of MIL op types in every function of an ML program spec (nested blocks too)."""
+    counts: Counter[str] = Counter()
+    for function in spec.mlProgram.functions.values():
+        for block in function.block_specializations.values():
+            counts.update(op.type for op in _operations(block))
+    return dict(sorted(counts.items()))
+
+
+def load_spec(package: Path) -> Any:
+    """The model spec of a package, without compiling it (works on Linux)."""
+    import coremltools as ct
+
+    return ct.models.MLModel(str(package), skip_model_load=True).get_spec()
+
+
+def package_summary(package: Path) -> dict[str, Any]:
+    """What a manifest records about any package: sizes, checksum, op counts."""
+    spec = load_spec(package)
+    return {
+        "package_bytes": directory_bytes(package),
+        "weight_bytes": weight_file_bytes(package),
+        "package_sha256": directory_sha256(package),
+        "specification_version": spec.specificationVersion,
+        "op_counts": op_type_counts(spec),
+    }
+
+
+def save_atomic(mlmodel: ct.models.MLModel, package: Path) -> None:
+    """Save into a temp directory beside the target, then rename into place.
+
+    A failed or killed save never leaves a half-written package at the output path.
+    """
+    package = Path(package)
+    package.parent.mkdir(parents=True, exist_ok=True)
+    tmp_dir = Path(tempfile.mkdtemp(dir=package.parent, prefix=f".{package.name}."))
+    staged = tmp_dir / package.name
+    try:
+        mlmodel.save(str(staged))
+        if package.exists():
+            shutil.rmtree(package)
+        staged.rename(package)
+    finally:
+        with contextlib.suppress(FileNotFoundError):
+            shutil.rmtree(tmp_dir)

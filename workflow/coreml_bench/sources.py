@@ -1,0 +1,63 @@
+"""Where a model's weights come from: one pydantic model per source kind.
+
+The fetching logic lives in :mod:`coreml_bench.download`; this module only declares and
+validates, so the Snakefile can import it without torch.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated, Literal
+
+from pydantic import Field
+
+from .schema_base import Sha256, StrictModel
+
+
+class TorchvisionSource(StrictModel):
+    """A torchvision weights enum member, e.g. ``MobileNet_V2_Weights.IMAGENET1K_V1``.
+
+    Downloaded from its URL and checked against the sha256 prefix in the file name,
+    exactly as torchvision does.
+    """
+
+    kind: Literal["torchvision"] = "torchvision"
+    weights: str = Field(pattern=r"^[A-Za-z0-9_]+_Weights\.[A-Za-z0-9_]+$")
+
+
+class UrlSource(StrictModel):
+    """Any URL, with the full sha256 the downloaded bytes must have."""
+
+    kind: Literal["url"] = "url"
+    url: str = Field(pattern=r"^(https?|file)://\S+$")
+    sha256: Sha256
+
+
+class LocalFileSource(StrictModel):
+    """A checkpoint already on disk (optionally checksum-verified)."""
+
+    kind: Literal["local"] = "local"
+    path: Path
+    sha256: Sha256 | None = None
+
+
+class PackageSource(StrictModel):
+    """A checkpoint shipped inside an installed Python package (offline-friendly)."""
+
+    kind: Literal["package"] = "package"
+    package: str = Field(pattern=r"^[A-Za-z_][A-Za-z0-9_.]*$")
+    resource: str = Field(min_length=1, description="path of the file inside the package")
+    sha256: Sha256 | None = None
+
+
+class RandomInitSource(StrictModel):
+    """Seeded random initialisation: for ratios and tests where no checkpoint can be had."""
+
+    kind: Literal["random"] = "random"
+    seed: int = 0
+
+
+WeightsSource = Annotated[
+    TorchvisionSource | UrlSource | LocalFileSource | PackageSource | RandomInitSource,
+    Field(discriminator="kind"),
+]

@@ -1,0 +1,84 @@
+"""Turns one variant's result files into an MLflow run (the mirror of results/)."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from pathlib import Path
+from typing import Any
+
+from .manifest import git_commit, package_versions, read_json, write_json_atomic
+
+
+def variant_metrics(
+    manifest: dict[str, Any], evaluation: dict[str, Any], profile: dict[str, Any]
+) -> dict[str, float | None]:
+    baseline = manifest.get("stage") == "convert"
+    metrics: dict[str, float | None] = {
+        "top1": evaluation["metrics"]["top1"],
+        "top5": evaluation["metrics"]["top5"],
+        "n_images": evaluation["metrics"]["n_images"],
+        "compression_ratio_package": 1.0 if baseline else manifest["compression_ratio_package"],
+        "compression_ratio_weights": 1.0 if baseline else manifest["compression_ratio_weights"],
+        "package_bytes": manifest["package_bytes"],
+        "weight_bytes": manifest["weight_bytes"],
+        "parameters": profile["static"]["parameters"],
+        "macs": profile["static"]["macs"],
+        f"{manifest['stage']}_wall_seconds": manifest["timing"]["wall_seconds"],
+        f"{manifest['stage']}_peak_rss_mb": manifest["timing"]["peak_rss_mb"],
+        "evaluate_wall_seconds": evaluation["timing"]["wall_seconds"],
+        "profile_wall_seconds": profile["timing"]["wall_seconds"],
+    }
+    for key, value in profile["latency"].items():
+        if key.endswith("_ms"):
+            metrics[key] = value
+    return metrics
+
+
+def track_variant(
+    *,
+    package: Path,
+    manifest: Path,
+    evaluation: Path,
+    profile: Path,
+    run_params: dict[str, Any],
+    tracking_cfg: dict[str, Any],
+    study: str,
+    output: Path,
+    context: dict[str, Any],
+) -> dict[str, Any]:
+    from .tracking import log_variant_run
+
+    manifest_data, evaluation_data, profile_data = (
+        read_json(manifest),
+        read_json(evaluation),
+        read_json(profile),
+    )
+    config_hash = hashlib.sha256(json.dumps(run_params, sort_keys=True).encode()).hexdigest()
+    tags = {
+        "git_commit": git_commit(),
+        "config_hash": config_hash,
+        "evaluation_backend": evaluation_data["backend"],
+        "profiling_backend": profile_data["backend"],
+        "latency_device": profile_data["latency"].get("device", "unknown"),
+        **{f"version.{k}": v for k, v in package_versions().items()},
+    }
+    # Snakemake runs jobs in the working directory whose results/ is the only output root.
+    results_root = Path("results")
+    run = log_variant_run(
+        tracking_uri=tracking_cfg["uri"],
+        study=study,
+        artifact_root=results_root / "mlflow" / "artifacts",
+        model_id=context["model"],
+        experiment_id=context["experiment"],
+        trial=context["trial"],
+        params=run_params,
+        metrics=variant_metrics(manifest_data, evaluation_data, profile_data),
+        tags=tags,
+        artifact_files=[manifest, evaluation, profile],
+        artifact_dirs={package.name: package} if tracking_cfg["log_packages"] else {},
+        lock_path=results_root / "mlflow" / ".lock",
+    )
+    record = {"stage": "track", **context, **run, "tags": tags}
+    write_json_atomic(output, record)
+    return record

@@ -1,0 +1,100 @@
+import re
+
+
+# Wildcards only ever take configured ids, so no rule can match a stray path.
+wildcard_constraints:
+    model="|".join(re.escape(m.id) for m in CFG.models),
+    experiment="|".join(re.escape(e.id) for e in CFG.experiments),
+    trial=r"\d+",
+
+
+COMPRESSED_EXPERIMENTS = [
+    e.id for e in CFG.experiments if e.compression.algorithm != "none"
+]
+VARIANT = "{model}/{experiment}/trial{trial}"
+
+
+def final_outputs():
+    outputs = [
+        "results/tables/summary.csv",
+        "results/tables/summary.md",
+        "results/plots/pareto.png",
+    ]
+    if CFG.tracking.enabled:
+        outputs += [
+            f"results/tracking/{m}/{e}/trial{t}.json" for m, e, t in CFG.variants()
+        ]
+    return outputs
+
+
+def is_baseline(wildcards):
+    return CFG.experiment(wildcards.experiment).compression.algorithm == "none"
+
+
+def variant_package(wildcards):
+    """The package a variant measures: the fp16 conversion, or its compressed copy."""
+    if is_baseline(wildcards):
+        return f"results/converted/{wildcards.model}/fp16.mlpackage"
+    return f"results/compressed/{wildcards.model}/{wildcards.experiment}/trial{wildcards.trial}/model.mlpackage"
+
+
+def variant_manifest(wildcards):
+    if is_baseline(wildcards):
+        return f"results/converted/{wildcards.model}/fp16.json"
+    return f"results/compressed/{wildcards.model}/{wildcards.experiment}/trial{wildcards.trial}/manifest.json"
+
+
+def model_params(wildcards):
+    return CFG.model(wildcards.model).resolved()
+
+
+def compression_params(wildcards):
+    return CFG.experiment(wildcards.experiment).compression.model_dump(mode="json")
+
+
+def run_params(wildcards):
+    """Everything that defines one run, flattened into MLflow params."""
+    experiment = CFG.experiment(wildcards.experiment)
+    return {
+        "model": CFG.model(wildcards.model).resolved(),
+        "experiment": experiment.model_dump(mode="json", exclude={"models", "trials"}),
+        "config_label": experiment.effective_label(),
+        "trial": int(wildcards.trial),
+        "data": CFG.data.model_dump(mode="json"),
+        "conversion": CFG.conversion.model_dump(mode="json"),
+        "evaluation": CFG.evaluation.model_dump(mode="json"),
+        "profiling": CFG.profiling.model_dump(mode="json"),
+    }
+
+
+def table_rows():
+    """Row order and labels for the tables: config order, one entry per variant."""
+    rows = []
+    for m, e, t in CFG.variants():
+        experiment = CFG.experiment(e)
+        rows.append(
+            {
+                "model": m,
+                "model_name": CFG.model(m).resolved()["display_name"],
+                "experiment": e,
+                "trial": t,
+                "config_label": experiment.effective_label(),
+                "algorithm": experiment.compression.algorithm,
+            }
+        )
+    return rows
+
+
+def variant_files(pattern):
+    return [
+        pattern.format(model=m, experiment=e, trial=t) for m, e, t in CFG.variants()
+    ]
+
+
+def all_variant_manifests():
+    wc = type("Wildcards", (), {})
+    paths = []
+    for m, e, t in CFG.variants():
+        wc.model, wc.experiment, wc.trial = m, e, t
+        paths.append(variant_manifest(wc))
+    return paths
