@@ -1,6 +1,13 @@
 # Reproduce Core ML model-compression benchmarks:
 # download-weights → convert → compress → evaluate → profile → track → aggregate.
-from coreml_bench.config import validate_config
+import os
+import sys
+
+# The logic lives in workflow/coreml_bench: importable here even where it is not pip-installed
+# (each job script does the same from its own location).
+sys.path.insert(0, os.path.join(workflow.basedir, "workflow"))
+
+from coreml_bench.config import validate_config  # noqa: E402
 
 
 configfile: "config/config.yaml"

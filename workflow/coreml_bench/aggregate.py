@@ -137,7 +137,7 @@ def pareto_plot(records: list[dict[str, Any]], path: Path) -> None:
     )
     fig, ax = plt.subplots(figsize=(8, 5.5))
     colours = plt.rcParams["axes.prop_cycle"].by_key()["color"]
-    for index, (model, group) in enumerate(grouped.groupby("model", sort=False)):
+    for index, (_model, group) in enumerate(grouped.groupby("model", sort=False)):
         colour = colours[index % len(colours)]
         ordered = group.sort_values("ratio")
         frontier, best = [], -1.0
@@ -159,15 +159,24 @@ def pareto_plot(records: list[dict[str, Any]], path: Path) -> None:
                 ls="none",
             )
             ax.annotate(
-                point["label"], (point["ratio"], point["top1"]), fontsize=7,
-                xytext=(4, 4), textcoords="offset points",
+                point["label"],
+                (point["ratio"], point["top1"]),
+                fontsize=7,
+                xytext=(4, 4),
+                textcoords="offset points",
             )
         ax.plot([], [], color=colour, lw=3, label=group["model_name"].iloc[0])
     for algorithm, marker in MARKERS.items():
         shown = grouped[grouped["algorithm"] == algorithm]
         if not shown.empty:
-            ax.plot([], [], marker=marker, color="grey", ls="none",
-                    label=shown["algorithm_display"].iloc[0] if algorithm != "none" else "Float16")
+            ax.plot(
+                [],
+                [],
+                marker=marker,
+                color="grey",
+                ls="none",
+                label=shown["algorithm_display"].iloc[0] if algorithm != "none" else "Float16",
+            )
     backends = ", ".join(sorted(grouped["backend"].unique()))
     n_images = int(frame["n_images"].iloc[0])
     ax.set_xlabel("compression ratio vs fp16 package (higher is smaller)")

@@ -232,7 +232,9 @@ def compress_package(
         "package": str(package),
         **summary,
         "weight_encodings": weight_encodings(package),
-        "compression_ratio_weights": _ratio(baseline_manifest["weight_bytes"], summary["weight_bytes"]),
+        "compression_ratio_weights": _ratio(
+            baseline_manifest["weight_bytes"], summary["weight_bytes"]
+        ),
         "compression_ratio_package": _ratio(
             baseline_manifest["package_bytes"], summary["package_bytes"]
         ),

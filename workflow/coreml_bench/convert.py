@@ -78,7 +78,10 @@ def convert_model(
         "model": model_cfg["id"],
         "package": str(package),
         "conversion": conversion_cfg,
-        "input": {"name": INPUT_NAME, "shape": [1, 3, model_cfg["input_size"], model_cfg["input_size"]]},
+        "input": {
+            "name": INPUT_NAME,
+            "shape": [1, 3, model_cfg["input_size"], model_cfg["input_size"]],
+        },
         **package_summary(package),
         "timing": timer.summary(),
         "versions": package_versions(),

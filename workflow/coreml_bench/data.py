@@ -72,22 +72,21 @@ def labelled_images(data_cfg: dict[str, Any]) -> list[tuple[Path, int]]:
 
 
 def eval_transform(preprocessing: dict[str, Any]) -> Any:
-    from torchvision.transforms import InterpolationMode
-    from torchvision.transforms import v2 as T
-
     import torch
+    from torchvision.transforms import InterpolationMode
+    from torchvision.transforms import v2 as transforms
 
-    return T.Compose(
+    return transforms.Compose(
         [
-            T.ToImage(),
-            T.Resize(
+            transforms.ToImage(),
+            transforms.Resize(
                 preprocessing["resize"],
                 interpolation=InterpolationMode(preprocessing["interpolation"]),
                 antialias=True,
             ),
-            T.CenterCrop(preprocessing["crop_size"]),
-            T.ToDtype(torch.float32, scale=True),
-            T.Normalize(list(preprocessing["mean"]), list(preprocessing["std"])),
+            transforms.CenterCrop(preprocessing["crop_size"]),
+            transforms.ToDtype(torch.float32, scale=True),
+            transforms.Normalize(list(preprocessing["mean"]), list(preprocessing["std"])),
         ]
     )
 
@@ -95,9 +94,8 @@ def eval_transform(preprocessing: dict[str, Any]) -> Any:
 def make_loader(
     items: list[tuple[Path, int]], preprocessing: dict[str, Any], batch_size: int
 ) -> torch.utils.data.DataLoader:
-    from PIL import Image
-
     import torch
+    from PIL import Image
 
     transform = eval_transform(preprocessing)
 

@@ -22,7 +22,7 @@ log = logging.getLogger(__name__)
 Predictor = Callable[[Any], Any]  # batch tensor (N,3,H,W) -> logits tensor (N,C)
 
 
-class BackendUnavailable(RuntimeError):
+class BackendUnavailableError(RuntimeError):
     """The chosen backend cannot run on this host (e.g. Core ML off macOS)."""
 
 
@@ -34,7 +34,7 @@ class Evaluator:
 
     def check_available(self, name: str) -> None:
         if self.platforms is not None and sys.platform not in self.platforms:
-            raise BackendUnavailable(
+            raise BackendUnavailableError(
                 f"evaluation backend {name!r} needs {'/'.join(self.platforms)}; "
                 f"this host is {sys.platform}. Use backend 'auto' or 'weights-torch'."
             )

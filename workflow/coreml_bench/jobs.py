@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import contextlib
 import logging
-import sys
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -51,12 +50,12 @@ def _context(smk: Any) -> dict[str, Any]:
 
 
 def download_job(smk: Any) -> None:
+    from pydantic import TypeAdapter
+
     from .download import fetch_weights
     from .manifest import write_json_atomic
     from .models import build_model
     from .sources import RandomInitSource, WeightsSource  # noqa: F401
-
-    from pydantic import TypeAdapter
 
     with job_logging(smk.log[0]):
         model_cfg = smk.params.model

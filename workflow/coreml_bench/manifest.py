@@ -19,7 +19,15 @@ from importlib import metadata
 from pathlib import Path
 from typing import Any
 
-TRACKED_PACKAGES = ("torch", "torchvision", "coremltools", "snakemake", "mlflow", "pydantic", "numpy")
+TRACKED_PACKAGES = (
+    "torch",
+    "torchvision",
+    "coremltools",
+    "snakemake",
+    "mlflow",
+    "pydantic",
+    "numpy",
+)
 
 
 def write_json_atomic(path: Path, data: Any) -> None:

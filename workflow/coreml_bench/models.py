@@ -74,15 +74,9 @@ ARCHITECTURES.add(
     "mobilenet_v3_small",
     Architecture(build=_torchvision("mobilenet_v3_small"), display_name="MobileNetv3-small"),
 )
-ARCHITECTURES.add(
-    "resnet50", Architecture(build=_torchvision("resnet50"), display_name="ResNet50")
-)
-ARCHITECTURES.add(
-    "resnet34", Architecture(build=_torchvision("resnet34"), display_name="ResNet34")
-)
-ARCHITECTURES.add(
-    "resnet18", Architecture(build=_torchvision("resnet18"), display_name="ResNet18")
-)
+ARCHITECTURES.add("resnet50", Architecture(build=_torchvision("resnet50"), display_name="ResNet50"))
+ARCHITECTURES.add("resnet34", Architecture(build=_torchvision("resnet34"), display_name="ResNet34"))
+ARCHITECTURES.add("resnet18", Architecture(build=_torchvision("resnet18"), display_name="ResNet18"))
 
 
 def build_model(architecture: str, num_classes: int = 1000) -> torch.nn.Module:

@@ -1,5 +1,11 @@
 """Snakemake script for rule track; the logic is coreml_bench.jobs.track_job."""
 
+import sys
+from pathlib import Path
+
+# Jobs may run where the package is not installed (conda envs, cluster nodes).
+sys.path.insert(0, str(Path(snakemake.scriptdir).parent))  # noqa: F821 - injected by Snakemake
+
 from coreml_bench.jobs import track_job
 
 track_job(snakemake)  # noqa: F821 - injected by Snakemake
