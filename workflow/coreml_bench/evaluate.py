@@ -51,7 +51,7 @@ def torch_model_with_package_weights(
     from .weights_roundtrip import load_package_weights
 
     model = load_model(model_cfg["architecture"], weights, model_cfg["num_classes"])
-    return load_package_weights(model, package).eval()
+    return load_package_weights(model, package, model_cfg["input_size"]).eval()
 
 
 def _weights_torch_predictor(package: Path, model_cfg: dict[str, Any], weights: Path) -> Predictor:

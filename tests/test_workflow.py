@@ -1,0 +1,158 @@
+"""Real `snakemake` runs of the workflow on a small config in a temporary directory."""
+
+from __future__ import annotations
+
+import csv
+import json
+import sqlite3
+from pathlib import Path
+
+import pytest
+from conftest import run_snakemake, write_config
+
+SMALL_CONFIG = {
+    "study": "itest",
+    "models": [
+        {
+            "id": "mnv3s",
+            "architecture": "mobilenet_v3_small",
+            "source": {"kind": "random", "seed": 0},
+        }
+    ],
+    "experiments": [
+        {"id": "fp16", "compression": {"algorithm": "none"}},
+        {"id": "kmeans", "compression": {"algorithm": "palettize_kmeans", "n_bits": 2}},
+        {"id": "int8", "compression": {"algorithm": "quantize_linear", "dtype": "int8"}},
+        {"id": "prune", "compression": {"algorithm": "prune_magnitude", "target_sparsity": 0.5}},
+    ],
+    "data": {"limit": 4, "batch_size": 4},
+    "profiling": {"runs": 3, "warmup": 1},
+}
+EXPERIMENTS = ["fp16", "kmeans", "int8", "prune"]
+
+
+def _outputs(workdir: Path) -> dict[str, float]:
+    """mtime of every file the workflow wrote, except logs/benchmarks/the MLflow store."""
+    results = workdir / "results"
+    skip = ("logs", "benchmarks", "mlflow")
+    return {
+        str(p.relative_to(results)): p.stat().st_mtime_ns
+        for p in results.rglob("*")
+        if p.is_file() and p.relative_to(results).parts[0] not in skip
+    }
+
+
+@pytest.fixture(scope="module")
+def finished_run(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    workdir = tmp_path_factory.mktemp("workflow")
+    write_config(workdir, SMALL_CONFIG)
+    run_snakemake(workdir)
+    return workdir
+
+
+def test_tables_have_one_row_per_experiment_with_backends(finished_run: Path) -> None:
+    with open(finished_run / "results/tables/summary.csv") as handle:
+        rows = list(csv.DictReader(handle))
+    assert [r["Config"] for r in rows] == ["Float16", "2 bit", "int8 per-channel",
+                                           "Unstructured Sparsity 50%"]  # fmt: skip
+    ratios = {r["Config"]: float(r["Compression Ratio"]) for r in rows}
+    assert ratios["Float16"] == 1.0
+    # Palettization to 2 bits must shrink far more than int8, which shrinks more than nothing.
+    assert ratios["2 bit"] > ratios["int8 per-channel"] > 1.5
+    assert 1.2 < ratios["Unstructured Sparsity 50%"] < 2.0
+    for row in rows:
+        assert row["Accuracy Backend"] == "weights-torch"
+        assert row["Latency Backend"].startswith("host (host CPU")
+        assert 0.0 <= float(row["Accuracy"]) <= 100.0
+        assert float(row["Latency (ms)"]) > 0
+        assert row["Images"] == "4"
+    markdown = (finished_run / "results/tables/summary.md").read_text()
+    assert "| Model Name" in markdown and "host latency is not device latency" in markdown
+
+
+def test_plot_is_a_png(finished_run: Path) -> None:
+    data = (finished_run / "results/plots/pareto.png").read_bytes()
+    assert data[:8] == b"\x89PNG\r\n\x1a\n" and len(data) > 10_000
+
+
+def test_manifests_record_compression_ops(finished_run: Path) -> None:
+    base = finished_run / "results/compressed/mnv3s"
+    kmeans = json.loads((base / "kmeans/trial1/manifest.json").read_text())
+    assert kmeans["op_counts"].get("constexpr_lut_to_dense", 0) > 0
+    assert kmeans["weight_encodings"].get("constexpr_lut_to_dense", 0) > 0
+    assert kmeans["timing"]["wall_seconds"] > 0 and kmeans["timing"]["peak_rss_mb"] > 0
+    prune = json.loads((base / "prune/trial1/manifest.json").read_text())
+    assert prune["op_counts"].get("constexpr_sparse_to_dense", 0) > 0
+    int8 = json.loads((base / "int8/trial1/manifest.json").read_text())
+    assert set(int8["op_counts"]) & {
+        "constexpr_affine_dequantize",
+        "constexpr_blockwise_shift_scale",
+    }
+
+
+def test_mlflow_has_every_run_with_artifacts(finished_run: Path) -> None:
+    from mlflow.tracking import MlflowClient
+
+    uri = f"sqlite:///{finished_run / 'results/mlflow/mlflow.db'}"
+    client = MlflowClient(uri)
+    experiment = client.get_experiment_by_name("itest")
+    assert experiment is not None
+    runs = client.search_runs([experiment.experiment_id])
+    parents = [r for r in runs if r.data.tags.get("coreml_bench.role") == "parent"]
+    children = [r for r in runs if "mlflow.parentRunId" in r.data.tags]
+    assert len(parents) == 1
+    assert sorted(r.data.tags["coreml_bench.experiment"] for r in children) == sorted(EXPERIMENTS)
+    for run in children:
+        assert run.data.tags["mlflow.parentRunId"] == parents[0].info.run_id
+        assert run.data.tags["evaluation_backend"] == "weights-torch"
+        assert "top1" in run.data.metrics and "latency_median_ms" in run.data.metrics
+        assert run.data.params["model.architecture"] == "mobilenet_v3_small"
+        artifacts = {a.path for a in client.list_artifacts(run.info.run_id)}
+        assert any(p.endswith(".mlpackage") for p in artifacts), artifacts
+
+
+def test_second_run_is_a_noop(finished_run: Path) -> None:
+    before = _outputs(finished_run)
+    result = run_snakemake(finished_run)
+    assert "Nothing to be done" in result.stdout + result.stderr
+    assert _outputs(finished_run) == before
+
+
+def test_changing_one_experiment_reruns_only_its_jobs(finished_run: Path) -> None:
+    before = _outputs(finished_run)
+    changed = json.loads(json.dumps(SMALL_CONFIG))
+    changed["experiments"][1]["compression"]["n_bits"] = 4
+    write_config(finished_run, changed)
+    run_snakemake(finished_run)
+    after = _outputs(finished_run)
+    rewritten = {path for path in before if after.get(path) != before[path]}
+    expected = {
+        "compressed/mnv3s/kmeans/trial1/manifest.json",
+        "evaluation/mnv3s/kmeans/trial1.json",
+        "profile/mnv3s/kmeans/trial1.json",
+        "tracking/mnv3s/kmeans/trial1.json",
+        "tables/summary.csv",
+        "tables/summary.md",
+        "plots/pareto.png",
+    }
+    package_files = {p for p in rewritten if p.startswith("compressed/mnv3s/kmeans/trial1/model")}
+    assert rewritten - package_files == expected
+    with open(finished_run / "results/tables/summary.csv") as handle:
+        assert "4 bit" in {row["Config"] for row in csv.DictReader(handle)}
+    # The superseded MLflow run stays as history; the new one is the live one.
+    db = sqlite3.connect(finished_run / "results/mlflow/mlflow.db")
+    superseded = db.execute(
+        "select count(*) from tags where key='coreml_bench.superseded' and value='true'"
+    ).fetchone()[0]
+    assert superseded == 1
+
+
+def test_invalid_config_stops_before_any_job(tmp_path: Path) -> None:
+    bad = json.loads(json.dumps(SMALL_CONFIG))
+    bad["experiments"][1]["compression"]["n_bits"] = 5
+    write_config(tmp_path, bad)
+    result = run_snakemake(tmp_path, check=False)
+    assert result.returncode != 0
+    output = result.stdout + result.stderr
+    assert "experiments[1].compression.palettize_kmeans.n_bits" in output and "(got 5)" in output
+    assert not (tmp_path / "results").exists()
