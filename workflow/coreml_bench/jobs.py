@@ -119,6 +119,7 @@ def profile_job(smk: Any) -> None:
     from .profile import profile_package
 
     with job_logging(smk.log[0]):
+        # The rule claims all cores for isolation; torch itself uses the configured threads.
         profile_package(
             package=Path(smk.input.package),
             weights=Path(smk.input.weights),
@@ -138,6 +139,7 @@ def track_job(smk: Any) -> None:
             manifest=Path(smk.input.manifest),
             evaluation=Path(smk.input.evaluation),
             profile=Path(smk.input.profile),
+            logs=[Path(p) for p in smk.input.logs],
             run_params=smk.params.run_params,
             tracking_cfg=smk.params.tracking,
             study=smk.params.study,

@@ -104,7 +104,7 @@ def _log_child(
     params: dict[str, str],
     metrics: Mapping[str, float | int | None],
     tags: dict[str, str],
-    artifact_files: Sequence[Path],
+    artifact_files: Sequence[tuple[str, Path]],
     artifact_dirs: Mapping[str, Path],
 ) -> tuple[str, bool]:
     from mlflow.entities import Metric, Param
@@ -137,8 +137,8 @@ def _log_child(
         ]
         for start in range(0, len(values), BATCH):
             client.log_batch(run_id, metrics=values[start : start + BATCH])
-        for path in artifact_files:
-            client.log_artifact(run_id, str(path))
+        for folder, path in artifact_files:
+            client.log_artifact(run_id, str(path), artifact_path=folder)
         for name, directory in artifact_dirs.items():
             client.log_artifacts(run_id, str(directory), artifact_path=name)
     except BaseException:
@@ -159,12 +159,16 @@ def log_variant_run(
     params: Mapping[str, Any],
     metrics: Mapping[str, float | int | None],
     tags: Mapping[str, str],
-    artifact_files: Sequence[Path] = (),
+    artifact_files: Sequence[tuple[str, Path]] = (),
     artifact_dirs: Mapping[str, Path] | None = None,
     lock_path: Path | None = None,
     max_attempts: int = 8,
 ) -> dict[str, str]:
-    """Mirror one variant into MLflow (idempotently); returns the run's ids."""
+    """Mirror one variant into MLflow (idempotently); returns the run's ids.
+
+    ``artifact_files`` are (artifact folder, local file) pairs; ``artifact_dirs`` maps an
+    artifact folder name to a local directory (e.g. an .mlpackage) uploaded whole.
+    """
     from filelock import FileLock
     from mlflow.tracking import MlflowClient
 
@@ -185,7 +189,7 @@ def log_variant_run(
             "params": flat,
             "metrics": dict(metrics),
             "tags": all_tags,
-            "files": {p.name: _file_sha256(p) for p in artifact_files},
+            "files": {f"{d}/{p.name}": _file_sha256(p) for d, p in artifact_files},
             "dirs": sorted(artifact_dirs),
         }
     )

@@ -41,6 +41,7 @@ def track_variant(
     manifest: Path,
     evaluation: Path,
     profile: Path,
+    logs: list[Path],
     run_params: dict[str, Any],
     tracking_cfg: dict[str, Any],
     study: str,
@@ -75,7 +76,13 @@ def track_variant(
         params=run_params,
         metrics=variant_metrics(manifest_data, evaluation_data, profile_data),
         tags=tags,
-        artifact_files=[manifest, evaluation, profile],
+        artifact_files=[
+            ("manifest", manifest),
+            ("evaluation", evaluation),
+            ("profile", profile),
+            # results/logs/<rule>/...: keep the rule name so same-named logs do not collide.
+            *[(f"logs/{Path(log).parts[-4]}", Path(log)) for log in logs],
+        ],
         artifact_dirs={package.name: package} if tracking_cfg["log_packages"] else {},
         lock_path=results_root / "mlflow" / ".lock",
     )

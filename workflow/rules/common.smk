@@ -44,6 +44,17 @@ def variant_manifest(wildcards):
     return f"results/compressed/{wildcards.model}/{wildcards.experiment}/trial{wildcards.trial}/manifest.json"
 
 
+def variant_logs(wildcards):
+    """The job logs behind one variant: they go to MLflow with its other artifacts."""
+    logs = [
+        f"results/logs/evaluate/{VARIANT}.log".format(**wildcards),
+        f"results/logs/profile/{VARIANT}.log".format(**wildcards),
+    ]
+    if not is_baseline(wildcards):
+        logs.append(f"results/logs/compress/{VARIANT}.log".format(**wildcards))
+    return logs
+
+
 def model_params(wildcards):
     return CFG.model(wildcards.model).resolved()
 

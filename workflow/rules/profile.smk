@@ -8,7 +8,8 @@ rule profile:
     params:
         model=model_params,
         profiling=CFG.profiling.model_dump(mode="json"),
-    threads: CFG.profiling.threads
+    # Timing needs the machine to itself: claim every core so no other job runs alongside.
+    threads: workflow.cores
     resources:
         mem_mb=4000,
     log:

@@ -4,6 +4,7 @@ rule track:
         manifest=variant_manifest,
         evaluation=f"results/evaluation/{VARIANT}.json",
         profile=f"results/profile/{VARIANT}.json",
+        logs=variant_logs,
     output:
         f"results/tracking/{VARIANT}.json",
     params:
