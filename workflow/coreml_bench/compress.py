@@ -204,10 +204,8 @@ def compress_package(
     context: dict[str, Any],
 ) -> dict[str, Any]:
     """Apply one registered algorithm to the fp16 package; record ratios and op counts."""
-    import coremltools as ct
-
     from .manifest import StageTimer, package_versions, write_json_atomic
-    from .mlpackage import package_summary, save_atomic
+    from .mlpackage import open_package, package_summary, save_atomic
 
     entry = ALGORITHMS[compression["algorithm"]]
     params = entry.params.model_validate(compression)
@@ -215,7 +213,7 @@ def compress_package(
         raise ValueError(f"algorithm {compression['algorithm']!r} has no compression step")
     timer = StageTimer()
     with timer.section("load"):
-        mlmodel = ct.models.MLModel(str(baseline_package), skip_model_load=True)
+        mlmodel = open_package(baseline_package, skip_model_load=True)
     log.info("applying %s %s", compression["algorithm"], params.label())
     with timer.section("compress"):
         compressed = entry.apply(mlmodel, params)

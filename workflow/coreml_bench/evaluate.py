@@ -73,8 +73,9 @@ def coreml_predictor(package: Path, compute_units: str = "ALL") -> Predictor:
     import torch
 
     from .convert import INPUT_NAME, OUTPUT_NAME
+    from .mlpackage import open_package
 
-    mlmodel = ct.models.MLModel(str(package), compute_units=getattr(ct.ComputeUnit, compute_units))
+    mlmodel = open_package(package, compute_units=getattr(ct.ComputeUnit, compute_units))
 
     def predict(batch: Any) -> Any:
         outputs = [

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
+import os
 import shutil
 import tempfile
 from collections import Counter
@@ -56,11 +57,27 @@ def op_type_counts(spec: Any) -> dict[str, int]:
     return dict(sorted(counts.items()))
 
 
-def load_spec(package: Path) -> Any:
-    """The model spec of a package, without compiling it (works on Linux)."""
+def open_package(package: Path, **kwargs: Any) -> ct.models.MLModel:
+    """``MLModel`` of a package, leaving the package's timestamps as they were.
+
+    Opening a package rewrites its Manifest.json (same bytes, new mtime); for an upstream
+    Snakemake output that would look like a change and trigger needless reruns.
+    """
     import coremltools as ct
 
-    return ct.models.MLModel(str(package), skip_model_load=True).get_spec()
+    package = Path(package)
+    watched = [package, package / "Manifest.json"]
+    stamps = [(p, p.stat().st_atime_ns, p.stat().st_mtime_ns) for p in watched if p.exists()]
+    try:
+        return ct.models.MLModel(str(package), **kwargs)
+    finally:
+        for path, atime, mtime in stamps:
+            os.utime(path, ns=(atime, mtime))
+
+
+def load_spec(package: Path) -> Any:
+    """The model spec of a package, without compiling it (works on Linux)."""
+    return open_package(package, skip_model_load=True).get_spec()
 
 
 def package_summary(package: Path) -> dict[str, Any]:

@@ -82,11 +82,10 @@ def _coreml(package: Path, model_cfg: dict[str, Any], weights: Path, cfg: dict[s
     import numpy as np
 
     from .convert import INPUT_NAME
+    from .mlpackage import open_package
 
     t0 = time.perf_counter()
-    mlmodel = ct.models.MLModel(
-        str(package), compute_units=getattr(ct.ComputeUnit, cfg["compute_units"])
-    )
+    mlmodel = open_package(package, compute_units=getattr(ct.ComputeUnit, cfg["compute_units"]))
     load_ms = (time.perf_counter() - t0) * 1000.0
     size = model_cfg["input_size"]
     feed = {INPUT_NAME: np.random.rand(1, 3, size, size).astype(np.float32)}

@@ -48,10 +48,11 @@ def _walk(block: Any) -> Iterator[Any]:
 
 def load_program(package: Path) -> Any:
     """The MIL program of a package, rebuilt from its spec and weight file (Linux-safe)."""
-    import coremltools as ct
     from coremltools.converters.mil.frontend.milproto.load import load as milproto_load
 
-    mlmodel = ct.models.MLModel(str(package), skip_model_load=True)
+    from .mlpackage import open_package
+
+    mlmodel = open_package(package, skip_model_load=True)
     spec = mlmodel.get_spec()
     return milproto_load(
         spec,
