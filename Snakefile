@@ -7,7 +7,7 @@ import sys
 # (each job script does the same from its own location).
 sys.path.insert(0, os.path.join(workflow.basedir, "workflow"))
 
-from coreml_bench.config import validate_config  # noqa: E402
+from coreml_bench.config import check_local_paths, validate_config  # noqa: E402
 
 
 configfile: "config/config.yaml"
@@ -15,6 +15,7 @@ configfile: "config/config.yaml"
 
 # One validation up front: a bad config stops here, before any job, naming field and value.
 CFG = validate_config(config)
+check_local_paths(CFG)
 
 
 include: "workflow/rules/common.smk"

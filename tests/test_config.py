@@ -159,3 +159,16 @@ def test_model_defaults_come_from_the_registry() -> None:
 @pytest.mark.parametrize("path", sorted((ROOT / "config").glob("*.yaml")), ids=lambda p: p.name)
 def test_every_shipped_config_validates(path: Path) -> None:
     assert load_config(path).variants()
+
+
+def test_missing_local_paths_are_reported_before_any_job(tmp_path: Path) -> None:
+    from coreml_bench.config import check_local_paths
+
+    raw = _config_with(
+        data={"evaluation": {"kind": "imagenet_folder", "path": str(tmp_path / "no")}}
+    )
+    raw["models"][0]["source"] = {"kind": "local", "path": str(tmp_path / "w.pth")}
+    with pytest.raises(ConfigError) as info:
+        check_local_paths(validate_config(raw))
+    assert "data.evaluation.path" in str(info.value) and "models[0].source.path" in str(info.value)
+    check_local_paths(WorkflowConfig())  # the quickstart needs no local paths

@@ -283,6 +283,21 @@ def validate_config(raw: Mapping[str, Any]) -> WorkflowConfig:
         raise ConfigError(format_validation_error(error)) from None
 
 
+def check_local_paths(cfg: WorkflowConfig) -> None:
+    """Paths the run will read must exist before any job starts (not just when it gets there)."""
+    problems = []
+    if isinstance(cfg.data.evaluation, ImageFolderData) and not cfg.data.evaluation.path.is_dir():
+        problems.append(
+            f"  data.evaluation.path: folder {str(cfg.data.evaluation.path)!r} does not exist"
+        )
+    for i, model in enumerate(cfg.models):
+        path = getattr(model.source, "path", None)
+        if model.source.kind == "local" and path is not None and not path.is_file():
+            problems.append(f"  models[{i}].source.path: file {str(path)!r} does not exist")
+    if problems:
+        raise ConfigError("invalid config:\n" + "\n".join(problems))
+
+
 def load_config(path: Path) -> WorkflowConfig:
     with open(path) as handle:
         return validate_config(yaml.safe_load(handle) or {})

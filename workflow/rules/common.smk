@@ -1,5 +1,7 @@
 import re
 
+from snakemake.exceptions import WorkflowError
+
 
 # Wildcards only ever take configured ids, so no rule can match a stray path.
 wildcard_constraints:
@@ -53,6 +55,17 @@ def variant_logs(wildcards):
     if not is_baseline(wildcards):
         logs.append(f"results/logs/compress/{VARIANT}.log".format(**wildcards))
     return logs
+
+
+def timing_threads(wildcards):
+    """Timing needs the machine to itself: claim every local core so no job runs beside it.
+
+    Where no core count is set (cluster executors, --report) fall back to the torch threads.
+    """
+    try:
+        return workflow.cores
+    except WorkflowError:
+        return CFG.profiling.threads
 
 
 def model_params(wildcards):

@@ -8,8 +8,7 @@ rule profile:
     params:
         model=model_params,
         profiling=CFG.profiling.model_dump(mode="json"),
-    # Timing needs the machine to itself: claim every core so no other job runs alongside.
-    threads: workflow.cores
+    threads: timing_threads
     resources:
         mem_mb=4000,
     log:
