@@ -11,7 +11,7 @@ from coreml_bench import evaluate, profile
 from coreml_bench.aggregate import aggregate
 from coreml_bench.data import DataError, image_folder, labelled_images
 from coreml_bench.manifest import write_json_atomic
-from coreml_bench.registry import Registry
+from coreml_bench.registry import BackendUnavailableError, Registry
 
 
 def test_foolbox_sample_has_20_labelled_real_images() -> None:
@@ -48,7 +48,7 @@ def test_auto_backends_depend_on_the_platform(monkeypatch: pytest.MonkeyPatch) -
 
 @pytest.mark.skipif(sys.platform == "darwin", reason="the boundary is what Linux sees")
 def test_coreml_backends_refuse_clearly_off_macos(tmp_path: Path) -> None:
-    with pytest.raises(evaluate.BackendUnavailableError, match="needs darwin"):
+    with pytest.raises(BackendUnavailableError, match="needs darwin"):
         evaluate.evaluate_package(
             package=tmp_path / "x.mlpackage",
             weights=tmp_path / "w.pth",
@@ -58,7 +58,7 @@ def test_coreml_backends_refuse_clearly_off_macos(tmp_path: Path) -> None:
             output=tmp_path / "out.json",
             context={},
         )
-    with pytest.raises(RuntimeError, match="needs darwin"):
+    with pytest.raises(BackendUnavailableError, match="needs darwin"):
         profile.profile_package(
             package=tmp_path / "x.mlpackage",
             weights=tmp_path / "w.pth",

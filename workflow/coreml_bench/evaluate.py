@@ -15,15 +15,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from .registry import Registry
+from .registry import Registry, require_platform
 
 log = logging.getLogger(__name__)
 
 Predictor = Callable[[Any], Any]  # batch tensor (N,3,H,W) -> logits tensor (N,C)
-
-
-class BackendUnavailableError(RuntimeError):
-    """The chosen backend cannot run on this host (e.g. Core ML off macOS)."""
 
 
 @dataclass(frozen=True)
@@ -31,13 +27,6 @@ class Evaluator:
     make_predictor: Callable[[Path, dict[str, Any], Path], Predictor]
     description: str
     platforms: tuple[str, ...] | None = None  # sys.platform values; None: anywhere
-
-    def check_available(self, name: str) -> None:
-        if self.platforms is not None and sys.platform not in self.platforms:
-            raise BackendUnavailableError(
-                f"evaluation backend {name!r} needs {'/'.join(self.platforms)}; "
-                f"this host is {sys.platform}. Use backend 'auto' or 'weights-torch'."
-            )
 
 
 EVALUATORS: Registry[Evaluator] = Registry("evaluation backend")
@@ -149,7 +138,7 @@ def evaluate_package(
 
     name = resolve_backend(backend)
     evaluator = EVALUATORS[name]
-    evaluator.check_available(name)
+    require_platform("evaluation backend", name, evaluator.platforms, "weights-torch")
     timer = StageTimer()
     with timer.section("load"):
         items = labelled_images(data_cfg)

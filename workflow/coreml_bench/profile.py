@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from .registry import Registry
+from .registry import Registry, require_platform
 
 log = logging.getLogger(__name__)
 
@@ -166,11 +166,7 @@ def profile_package(
 
     name = resolve_backend(profiling_cfg["backend"])
     profiler = PROFILERS[name]
-    if profiler.platforms is not None and sys.platform not in profiler.platforms:
-        raise RuntimeError(
-            f"profiling backend {name!r} needs {'/'.join(profiler.platforms)}; "
-            f"this host is {sys.platform}. Use backend 'auto' or 'host'."
-        )
+    require_platform("profiling backend", name, profiler.platforms, "host")
     timer = StageTimer()
     log.info("profiling %s with backend %s", package, name)
     with timer.section("latency"):

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sys
 from collections.abc import Callable, Iterator
 from typing import Generic, TypeVar
 
@@ -47,3 +48,18 @@ class Registry(Generic[T]):
 
     def items(self) -> list[tuple[str, T]]:
         return list(self._entries.items())
+
+
+class BackendUnavailableError(RuntimeError):
+    """The chosen backend cannot run on this host (e.g. Core ML predictions off macOS)."""
+
+
+def require_platform(
+    kind: str, name: str, platforms: tuple[str, ...] | None, fallback: str
+) -> None:
+    """Refuse clearly, before any work, when a backend cannot run on this host."""
+    if platforms is not None and sys.platform not in platforms:
+        raise BackendUnavailableError(
+            f"{kind} {name!r} needs {'/'.join(platforms)}; this host is {sys.platform}. "
+            f"Use backend 'auto' or {fallback!r}."
+        )
