@@ -53,11 +53,12 @@ def download_job(smk: Any) -> None:
     from pydantic import TypeAdapter
 
     from .download import fetch_weights
-    from .manifest import write_json_atomic
+    from .manifest import StageTimer, write_json_atomic
     from .models import build_model
-    from .sources import RandomInitSource, WeightsSource  # noqa: F401
+    from .sources import WeightsSource
 
     with job_logging(smk.log[0]):
+        timer = StageTimer()
         model_cfg = smk.params.model
         source = TypeAdapter(WeightsSource).validate_python(model_cfg["source"])
         record = fetch_weights(
@@ -66,7 +67,8 @@ def download_job(smk: Any) -> None:
             build_model=lambda: build_model(model_cfg["architecture"], model_cfg["num_classes"]),
         )
         write_json_atomic(
-            Path(smk.output.manifest), {"stage": "download", "model": model_cfg["id"], **record}
+            Path(smk.output.manifest),
+            {"stage": "download", "model": model_cfg["id"], **record, "timing": timer.summary()},
         )
 
 
