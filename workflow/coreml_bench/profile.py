@@ -53,13 +53,10 @@ def time_calls(call: Callable[[], Any], runs: int, warmup: int) -> list[float]:
     return samples
 
 
-def _host(package: Path, model_cfg: dict[str, Any], weights: Path, cfg: dict[str, Any]) -> dict:
+def _host(package: Path, model: Any, model_cfg: dict[str, Any], cfg: dict[str, Any]) -> dict:
     import torch
 
-    from .evaluate import torch_model_with_package_weights
-
     torch.set_num_threads(cfg["threads"])
-    model = torch_model_with_package_weights(package, model_cfg, weights)
     size = model_cfg["input_size"]
     example = torch.rand(1, 3, size, size)
     with torch.no_grad():
@@ -75,7 +72,7 @@ def _host(package: Path, model_cfg: dict[str, Any], weights: Path, cfg: dict[str
     }
 
 
-def _coreml(package: Path, model_cfg: dict[str, Any], weights: Path, cfg: dict[str, Any]) -> dict:
+def _coreml(package: Path, model: Any, model_cfg: dict[str, Any], cfg: dict[str, Any]) -> dict:
     import platform
 
     import coremltools as ct
@@ -113,17 +110,15 @@ def resolve_backend(requested: str) -> str:
     return "coreml" if sys.platform == "darwin" else "host"
 
 
-def static_figures(package: Path, model_cfg: dict[str, Any], weights: Path) -> dict[str, Any]:
+def static_figures(package: Path, model: Any, input_size: int) -> dict[str, Any]:
     """Size on disk, parameter count (as stored) and multiply-accumulates of one image."""
     import torch
 
-    from .evaluate import torch_model_with_package_weights
     from .mlpackage import directory_bytes, weight_file_bytes
     from .weights_roundtrip import read_package_weights
 
     stored = read_package_weights(package)
     parameters = sum(w.weight.size + (w.bias.size if w.bias is not None else 0) for w in stored)
-    model = torch_model_with_package_weights(package, model_cfg, weights)
     macs = 0
 
     def count(module: torch.nn.Module, _inputs: Any, output: torch.Tensor) -> None:
@@ -140,9 +135,8 @@ def static_figures(package: Path, model_cfg: dict[str, Any], weights: Path) -> d
         for m in model.modules()
         if isinstance(m, (torch.nn.Conv2d, torch.nn.Linear))
     ]
-    size = model_cfg["input_size"]
     with torch.no_grad():
-        model(torch.rand(1, 3, size, size))
+        model(torch.rand(1, 3, input_size, input_size))
     for hook in hooks:
         hook.remove()
     return {
@@ -162,6 +156,7 @@ def profile_package(
     output: Path,
     context: dict[str, Any],
 ) -> dict[str, Any]:
+    from .evaluate import torch_model_with_package_weights
     from .manifest import StageTimer, package_versions, write_json_atomic
 
     name = resolve_backend(profiling_cfg["backend"])
@@ -170,9 +165,11 @@ def profile_package(
     timer = StageTimer()
     log.info("profiling %s with backend %s", package, name)
     with timer.section("latency"):
-        latency = profiler.measure(package, model_cfg, weights, profiling_cfg)
+        # One torch model with the package's weights serves host timing and the MAC count.
+        model = torch_model_with_package_weights(package, model_cfg, weights)
+        latency = profiler.measure(package, model, model_cfg, profiling_cfg)
     with timer.section("static"):
-        static = static_figures(package, model_cfg, weights)
+        static = static_figures(package, model, model_cfg["input_size"])
     record = {
         "stage": "profile",
         **context,

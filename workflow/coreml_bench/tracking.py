@@ -1,10 +1,14 @@
 """MLflow mirror of results/: one experiment per study, a parent run per model and one child
 run per (model, experiment, trial).
 
-The files under results/ stay the source of truth; logging is idempotent (same content →
-same run) so reruns never duplicate, and changed content supersedes the old run visibly.
+The files under results/ stay the source of truth; MLflow only mirrors them. Logging is
+idempotent (same content → same run) so reruns never duplicate, and changed content creates a
+new run and tags the old one ``coreml_bench.superseded=true`` so history stays visible.
 Parallel Snakemake jobs share one sqlite store: writes are serialised by a lock file and
 retried with backoff on "database is locked".
+
+Only ``MlflowClient`` is used (never the fluent ``mlflow.start_run`` API) so nothing depends on
+process-global state such as the active run or ``MLFLOW_TRACKING_URI``.
 """
 
 from __future__ import annotations
@@ -13,40 +17,73 @@ import hashlib
 import json
 import logging
 import math
+import os
 import random
 import time
-from collections.abc import Callable, Mapping, Sequence
-from contextlib import nullcontext
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from contextlib import AbstractContextManager, nullcontext
 from pathlib import Path
-from typing import Any, TypeVar
+from types import MappingProxyType
+from typing import TYPE_CHECKING, Any, TypeVar
+
+if TYPE_CHECKING:  # mlflow takes seconds to import; only pay for it when logging.
+    from mlflow.entities import Run
+    from mlflow.tracking import MlflowClient
 
 log = logging.getLogger(__name__)
 
 T = TypeVar("T")
+
 TAG = "coreml_bench"
-MAX_PARAM_LENGTH = 6000  # MLflow's limit for a param value
-BATCH = 100
+ROLE_TAG = f"{TAG}.role"
+MODEL_TAG = f"{TAG}.model"
+EXPERIMENT_TAG = f"{TAG}.experiment"
+TRIAL_TAG = f"{TAG}.trial"
+RUN_KEY_TAG = f"{TAG}.run_key"
+HASH_TAG = f"{TAG}.content_hash"
+SUPERSEDED_TAG = f"{TAG}.superseded"
+TRUNCATED_TAG = f"{TAG}.truncated_params"
+PARENT_TAG = "mlflow.parentRunId"
+
+# MLflow's own limits (mlflow.utils.validation); exceeding them makes the whole batch fail.
+MAX_PARAM_LENGTH = 6000
+MAX_TAG_LENGTH = 8000
+PARAMS_PER_BATCH = 100
+METRICS_PER_BATCH = 1000
+LOCKED = "database is locked"
 
 
-def flatten(data: Mapping[str, Any], prefix: str = "", sep: str = ".") -> dict[str, str]:
-    """Nested dicts and lists → flat ``a.b.0.c`` keys with string values."""
+def flatten(d: Mapping[str, Any], prefix: str = "", sep: str = ".") -> dict[str, str]:
+    """Nested dicts and lists → flat ``a.b.0.c`` keys with string values (for MLflow params).
+
+    Empty containers are kept as ``"{}"`` / ``"[]"`` so that a key never silently disappears.
+    """
     flat: dict[str, str] = {}
-    for key, value in data.items():
-        name = f"{prefix}{sep}{key}" if prefix else str(key)
+
+    def visit(value: Any, key: str) -> None:
         if isinstance(value, Mapping):
-            flat.update(flatten(value, name, sep))
-        elif isinstance(value, (list, tuple)) and any(isinstance(v, Mapping) for v in value):
-            flat.update(flatten({str(i): v for i, v in enumerate(value)}, name, sep))
+            if not value and key:
+                flat[key] = "{}"
+            for child_key, child in value.items():
+                visit(child, f"{key}{sep}{child_key}" if key else str(child_key))
+        elif isinstance(value, list | tuple):
+            if not value and key:
+                flat[key] = "[]"
+            for index, child in enumerate(value):
+                visit(child, f"{key}{sep}{index}" if key else str(index))
         else:
-            flat[name] = json.dumps(value) if isinstance(value, (list, tuple)) else str(value)
+            flat[key] = str(value)
+
+    visit(d, prefix)
     return flat
 
 
 def content_hash(obj: Any) -> str:
+    """sha256 of the canonical JSON form; ``default=str`` so Paths etc. hash by their text."""
     return hashlib.sha256(json.dumps(obj, sort_keys=True, default=str).encode()).hexdigest()
 
 
-def _file_sha256(path: Path) -> str:
+def file_sha256(path: Path) -> str:
     digest = hashlib.sha256()
     with open(path, "rb") as handle:
         for chunk in iter(lambda: handle.read(1 << 20), b""):
@@ -54,98 +91,178 @@ def _file_sha256(path: Path) -> str:
     return digest.hexdigest()
 
 
-def with_retries(action: Callable[[], T], max_attempts: int = 8, base_delay: float = 0.2) -> T:
-    """Retry ``action`` on sqlite lock contention with exponential backoff and jitter."""
+def _dir_sha256s(directory: Path) -> dict[str, str]:
+    # Whole directories (e.g. an .mlpackage) are hashed file by file so a changed package
+    # produces a new run instead of silently keeping stale bytes in MLflow.
+    return {
+        path.relative_to(directory).as_posix(): file_sha256(path)
+        for path in sorted(directory.rglob("*"))
+        if path.is_file()
+    }
+
+
+def mlflow_ui_command(tracking_uri: str) -> str:
+    """The command a user runs to browse the mirror."""
+    return f"mlflow ui --backend-store-uri {tracking_uri}"
+
+
+def _is_locked_error(error: BaseException) -> bool:
+    # SQLAlchemy wraps sqlite3.OperationalError and MLflow wraps that again: walk the chain.
+    seen: set[int] = set()
+    current: BaseException | None = error
+    while current is not None and id(current) not in seen:
+        if LOCKED in str(current):
+            return True
+        seen.add(id(current))
+        current = current.__cause__ or current.__context__
+    return False
+
+
+def with_retries(
+    action: Callable[[], T], max_attempts: int = 8, base_delay: float = 0.1, max_delay: float = 10.0
+) -> T:
+    """Run ``action``; on sqlite lock contention retry with exponential backoff and jitter."""
     for attempt in range(1, max_attempts + 1):
         try:
             return action()
         except Exception as error:
-            if "database is locked" not in str(error) or attempt == max_attempts:
+            if attempt >= max_attempts or not _is_locked_error(error):
                 raise
-            delay = base_delay * 2 ** (attempt - 1) * (1 + random.random())
-            log.warning("MLflow store busy (attempt %d), retrying in %.1fs", attempt, delay)
+            # Jitter keeps processes that collided once from colliding again in lockstep.
+            delay = min(max_delay, base_delay * 2 ** (attempt - 1)) * random.uniform(0.5, 1.5)
+            log.warning(
+                "MLflow store busy (attempt %d/%d), retry in %.2fs", attempt, max_attempts, delay
+            )
             time.sleep(delay)
-    raise AssertionError("unreachable")
+    raise ValueError(f"max_attempts must be >= 1, got {max_attempts}")
 
 
-def _experiment_id(client: Any, study: str, artifact_root: Path) -> str:
+def _quote(value: str) -> str:
+    """Quote a value for an MLflow filter string (which has no escape syntax)."""
+    if "'" not in value:
+        return f"'{value}'"
+    if '"' not in value:
+        return f'"{value}"'
+    raise ValueError(f"cannot use an id containing both quote characters: {value!r}")
+
+
+def _ensure_sqlite_parent(tracking_uri: str) -> None:
+    # SQLAlchemy creates the db file but not its folder (e.g. results/mlflow/ on a first run).
+    if tracking_uri.startswith("sqlite:///"):
+        path = tracking_uri.removeprefix("sqlite:///").split("?", 1)[0]
+        if path and path != ":memory:":
+            Path(path).parent.mkdir(parents=True, exist_ok=True)
+
+
+def _search_all(client: MlflowClient, experiment_id: str, filter_string: str) -> Iterator[Run]:
+    # search_runs pages (default 1000 per page); follow the tokens so no run is missed.
+    token: str | None = None
+    while True:
+        page = client.search_runs(
+            [experiment_id],
+            filter_string=filter_string,
+            order_by=["attributes.start_time DESC"],
+            page_token=token,
+        )
+        yield from page
+        token = page.token
+        if not token:
+            return
+
+
+def _get_or_create_experiment(client: MlflowClient, study: str, artifact_root: Path) -> str:
+    from mlflow.exceptions import MlflowException
+
     experiment = client.get_experiment_by_name(study)
     if experiment is not None:
+        if experiment.lifecycle_stage == "deleted":
+            # A soft-deleted experiment still owns its name; logging into it would fail.
+            log.warning("restoring deleted MLflow experiment %r", study)
+            client.restore_experiment(experiment.experiment_id)
         return str(experiment.experiment_id)
     artifact_root.mkdir(parents=True, exist_ok=True)
-    return str(client.create_experiment(study, artifact_location=artifact_root.resolve().as_uri()))
+    try:
+        # An explicit location keeps artifacts under results/ instead of ./mlruns in the CWD.
+        return str(
+            client.create_experiment(study, artifact_location=artifact_root.resolve().as_uri())
+        )
+    except MlflowException:
+        # Another writer (without a lock) may have created it in the meantime.
+        experiment = client.get_experiment_by_name(study)
+        if experiment is None:
+            raise
+        return str(experiment.experiment_id)
 
 
-def _parent_run_id(client: Any, experiment_id: str, model_id: str) -> str:
+def _get_or_create_parent(client: MlflowClient, experiment_id: str, model_id: str) -> str:
     found = client.search_runs(
         [experiment_id],
-        filter_string=f"tags.`{TAG}.role` = 'parent' and tags.`{TAG}.model` = '{model_id}'",
+        filter_string=f"tags.`{ROLE_TAG}` = 'parent' and tags.`{MODEL_TAG}` = {_quote(model_id)}",
+        order_by=["attributes.start_time ASC"],  # oldest wins should duplicates ever exist
         max_results=1,
     )
     if found:
         return str(found[0].info.run_id)
     run = client.create_run(
-        experiment_id,
-        run_name=model_id,
-        tags={f"{TAG}.role": "parent", f"{TAG}.model": model_id},
+        experiment_id, run_name=model_id, tags={ROLE_TAG: "parent", MODEL_TAG: model_id}
     )
+    # The parent only groups children; it never has work of its own in flight.
     client.set_terminated(run.info.run_id, "FINISHED")
     return str(run.info.run_id)
 
 
-def _log_child(
-    client: Any,
-    *,
-    experiment_id: str,
-    parent_id: str,
-    run_key: str,
-    digest: str,
-    run_name: str,
-    params: dict[str, str],
+def _truncate_params(params: Mapping[str, str]) -> tuple[dict[str, str], list[str]]:
+    truncated: list[str] = []
+    out: dict[str, str] = {}
+    for key, value in params.items():
+        if len(value) > MAX_PARAM_LENGTH:
+            marker = f"...[truncated from {len(value)} chars]"
+            value = value[: MAX_PARAM_LENGTH - len(marker)] + marker
+            truncated.append(key)
+        out[key] = value
+    return out, truncated
+
+
+def _log_child_contents(
+    client: MlflowClient,
+    run_id: str,
+    params: Mapping[str, str],
     metrics: Mapping[str, float | int | None],
-    tags: dict[str, str],
-    artifact_files: Sequence[tuple[str, Path]],
+    artifact_files: Sequence[tuple[str | None, Path]],
     artifact_dirs: Mapping[str, Path],
-) -> tuple[str, bool]:
+) -> None:
     from mlflow.entities import Metric, Param
 
-    existing = client.search_runs(
-        [experiment_id], filter_string=f"tags.`{TAG}.run_key` = '{run_key}'"
-    )
-    for run in existing:
-        same = run.data.tags.get(f"{TAG}.content_hash") == digest
-        if same and run.info.status == "FINISHED":
-            return str(run.info.run_id), True
-    for run in existing:
-        client.set_tag(run.info.run_id, f"{TAG}.superseded", "true")
-    run = client.create_run(
-        experiment_id,
-        run_name=run_name,
-        tags={**tags, "mlflow.parentRunId": parent_id, f"{TAG}.run_key": run_key,
-              f"{TAG}.content_hash": digest},
-    )  # fmt: skip
-    run_id = str(run.info.run_id)
-    try:
-        now = int(time.time() * 1000)
-        items = list(params.items())
-        for start in range(0, len(items), BATCH):
-            client.log_batch(run_id, params=[Param(k, v) for k, v in items[start : start + BATCH]])
-        values = [
-            Metric(k, float(v), now, 0)
-            for k, v in metrics.items()
-            if v is not None and not math.isnan(float(v))
-        ]
-        for start in range(0, len(values), BATCH):
-            client.log_batch(run_id, metrics=values[start : start + BATCH])
-        for folder, path in artifact_files:
-            client.log_artifact(run_id, str(path), artifact_path=folder)
-        for name, directory in artifact_dirs.items():
-            client.log_artifacts(run_id, str(directory), artifact_path=name)
-    except BaseException:
-        client.set_terminated(run_id, "FAILED")
-        raise
-    client.set_terminated(run_id, "FINISHED")
-    return run_id, False
+    items = list(params.items())
+    for start in range(0, len(items), PARAMS_PER_BATCH):
+        chunk = items[start : start + PARAMS_PER_BATCH]
+        client.log_batch(run_id, params=[Param(k, v) for k, v in chunk])
+    now = int(time.time() * 1000)
+    values = [
+        Metric(key, float(value), now, 0)
+        for key, value in metrics.items()
+        if value is not None and not math.isnan(float(value))
+    ]
+    for start in range(0, len(values), METRICS_PER_BATCH):
+        client.log_batch(run_id, metrics=values[start : start + METRICS_PER_BATCH])
+    for folder, path in artifact_files:
+        client.log_artifact(run_id, str(path), artifact_path=folder)
+    for name, directory in artifact_dirs.items():
+        client.log_artifacts(run_id, str(directory), artifact_path=name)
+
+
+def _normalise_files(
+    artifact_files: Sequence[Path | str | tuple[str | None, Path | str]],
+) -> list[tuple[str | None, Path]]:
+    # A bare path lands at the artifact root; a (folder, path) pair lands under that folder.
+    out: list[tuple[str | None, Path]] = []
+    for item in artifact_files:
+        if isinstance(item, tuple):
+            folder, path = item
+            out.append((folder or None, Path(path)))
+        else:
+            out.append((None, Path(item)))
+    return out
 
 
 def log_variant_run(
@@ -159,73 +276,110 @@ def log_variant_run(
     params: Mapping[str, Any],
     metrics: Mapping[str, float | int | None],
     tags: Mapping[str, str],
-    artifact_files: Sequence[tuple[str, Path]] = (),
-    artifact_dirs: Mapping[str, Path] | None = None,
+    artifact_files: Sequence[Path | str | tuple[str | None, Path | str]] = (),
+    artifact_dirs: Mapping[str, Path] = MappingProxyType({}),
     lock_path: Path | None = None,
     max_attempts: int = 8,
 ) -> dict[str, str]:
-    """Mirror one variant into MLflow (idempotently); returns the run's ids.
+    """Mirror one variant into MLflow (idempotently) and return the ids of its run.
 
-    ``artifact_files`` are (artifact folder, local file) pairs; ``artifact_dirs`` maps an
-    artifact folder name to a local directory (e.g. an .mlpackage) uploaded whole.
+    ``artifact_files`` are files logged at the artifact root, or ``(folder, file)`` pairs
+    logged under ``folder``; ``artifact_dirs`` maps an artifact folder name to a local
+    directory (e.g. an .mlpackage) uploaded whole. ``lock_path`` serialises concurrent writers
+    (several Snakemake jobs on one sqlite file).
     """
-    from filelock import FileLock
-    from mlflow.tracking import MlflowClient
-
-    artifact_dirs = dict(artifact_dirs or {})
+    files = _normalise_files(artifact_files)
+    dirs = {name: Path(directory) for name, directory in artifact_dirs.items()}
+    for directory in dirs.values():
+        if not directory.is_dir():  # fail before any run exists rather than mid-upload
+            raise NotADirectoryError(f"artifact directory not found: {directory}")
     run_key = f"{model_id}/{experiment_id}/trial{trial}"
-    flat = {
-        k: (v if len(v) <= MAX_PARAM_LENGTH else v[: MAX_PARAM_LENGTH - 15] + "...[truncated]")
-        for k, v in flatten(params).items()
-    }
-    all_tags = {
-        **{k: str(v) for k, v in tags.items()},
-        f"{TAG}.model": model_id,
-        f"{TAG}.experiment": experiment_id,
-        f"{TAG}.trial": str(trial),
-    }
+    flat, truncated = _truncate_params(flatten(params))
+    if truncated:
+        log.warning("MLflow params truncated to %d chars: %s", MAX_PARAM_LENGTH, truncated)
+    # Hashing happens outside the lock: it can take a while for big packages and needs no DB.
     digest = content_hash(
         {
-            "params": flat,
+            "params": dict(params),
             "metrics": dict(metrics),
-            "tags": all_tags,
-            "files": {f"{d}/{p.name}": _file_sha256(p) for d, p in artifact_files},
-            "dirs": sorted(artifact_dirs),
+            "tags": dict(tags),
+            "files": sorted([folder or "", path.name, file_sha256(path)] for folder, path in files),
+            "dirs": {name: _dir_sha256s(directory) for name, directory in dirs.items()},
         }
     )
-    client = MlflowClient(tracking_uri)
+    child_tags = {
+        **{key: str(value)[:MAX_TAG_LENGTH] for key, value in tags.items()},
+        # Ours last: a caller's tag must not overwrite the keys the mirror relies on.
+        MODEL_TAG: model_id,
+        EXPERIMENT_TAG: experiment_id,
+        TRIAL_TAG: str(trial),
+        RUN_KEY_TAG: run_key,
+        HASH_TAG: digest,
+    }
+    if truncated:
+        child_tags[TRUNCATED_TAG] = ",".join(truncated)[:MAX_TAG_LENGTH]
+
+    _ensure_sqlite_parent(tracking_uri)
+    lock: AbstractContextManager[Any] = nullcontext()
     if lock_path is not None:
+        from filelock import FileLock
+
         Path(lock_path).parent.mkdir(parents=True, exist_ok=True)
-    lock = FileLock(str(lock_path)) if lock_path is not None else nullcontext()
+        lock = FileLock(os.fspath(lock_path))
 
     def attempt() -> dict[str, str]:
+        from mlflow.tracking import MlflowClient
+
         with lock:
-            exp_id = _experiment_id(client, study, Path(artifact_root))
-            parent_id = _parent_run_id(client, exp_id, model_id)
-            run_id, reused = _log_child(
-                client,
-                experiment_id=exp_id,
-                parent_id=parent_id,
-                run_key=run_key,
-                digest=digest,
-                run_name=f"{experiment_id}/trial{trial}",
-                params=flat,
-                metrics=metrics,
-                tags=all_tags,
-                artifact_files=artifact_files,
-                artifact_dirs=artifact_dirs,
+            # A fresh client per attempt: its store (and first-use migrations) is created
+            # under the lock, and a failed attempt leaves no half-open connection behind.
+            client = MlflowClient(tracking_uri)
+            mlflow_experiment = _get_or_create_experiment(client, study, Path(artifact_root))
+            parent_id = _get_or_create_parent(client, mlflow_experiment, model_id)
+            siblings = list(
+                _search_all(client, mlflow_experiment, f"tags.`{RUN_KEY_TAG}` = {_quote(run_key)}")
             )
+            live = next(
+                (
+                    run
+                    for run in siblings
+                    if run.data.tags.get(HASH_TAG) == digest
+                    and run.info.status == "FINISHED"
+                    and run.data.tags.get(SUPERSEDED_TAG) != "true"
+                ),
+                None,
+            )
+            reused = live is not None
+            if live is not None:
+                run_id = str(live.info.run_id)
+            else:
+                run = client.create_run(
+                    mlflow_experiment,
+                    run_name=f"{experiment_id}/trial{trial}",
+                    tags={**child_tags, PARENT_TAG: parent_id},
+                )
+                run_id = str(run.info.run_id)
+                try:
+                    _log_child_contents(client, run_id, flat, metrics, files, dirs)
+                except BaseException:
+                    try:
+                        client.set_terminated(run_id, "FAILED")
+                    except Exception:  # the original error matters more than this one
+                        log.exception("could not mark MLflow run %s FAILED", run_id)
+                    raise
+                client.set_terminated(run_id, "FINISHED")
+            # Supersede only once the new run is complete, so a failure never leaves a key
+            # without a live run; doing it on reuse too heals an interrupted earlier call.
+            for run in siblings:
+                if run.info.run_id != run_id and run.data.tags.get(SUPERSEDED_TAG) != "true":
+                    client.set_tag(run.info.run_id, SUPERSEDED_TAG, "true")
         return {
             "run_id": run_id,
             "parent_run_id": parent_id,
-            "experiment_id": exp_id,
+            "experiment_id": mlflow_experiment,
             "tracking_uri": tracking_uri,
             "run_key": run_key,
-            "reused": str(reused).lower(),
+            "reused": "true" if reused else "false",
         }
 
     return with_retries(attempt, max_attempts)
-
-
-def mlflow_ui_command(tracking_uri: str) -> str:
-    return f"mlflow ui --backend-store-uri {tracking_uri}"
