@@ -2,15 +2,29 @@
 
 Core ML predicts only on macOS. Off Apple hardware, the honest way to measure a compressed
 package is to run the architecture's torch graph with exactly the weights the package stores.
-The converter folds BatchNorm into the preceding conv and names the folded weights
-anonymously, so the mapping (1) folds BatchNorm the same way on the torch side, found by
-dataflow during one forward pass, and (2) pairs conv/linear layers by execution order, with
-every shape checked.
+
+The converter folds each BatchNorm into the conv before it and names the folded weights
+anonymously (``const_N_to_fp16``), so names cannot be matched. The mapping therefore
+
+1. folds BatchNorm into conv on the torch side as well (found in a ``torch.fx`` graph, so only
+   a BatchNorm that consumes a conv's sole output is folded, as coremltools does), and
+2. pairs the program's conv/linear ops with the torch conv/linear calls **by order**, checking
+   op kind and every shape.
+
+Ordering: ``torch.export`` (the conversion path) and ``torch.fx`` both record calls in Python
+execution order, and the coremltools pass pipeline reorders only ``cast``/``transpose`` ops
+(``common::topological_reorder``); BatchNorm folding, const deduplication and compression
+never move a conv. Measured on every registry model (efficientnet_lite0, mobilenet_v2,
+mobilenet_v3_small, resnet18/34/50 fp16 packages; palettized, pruned and quantized variants of
+mobilenet_v3_small): program order equals fx order, op for op. So the rule is strict positional
+pairing, and any deviation is an error rather than a guess: re-pairing by shape could
+silently swap two same-shaped layers.
 """
 
 from __future__ import annotations
 
 import copy
+import inspect
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -22,24 +36,31 @@ if TYPE_CHECKING:
     import torch
 
 WEIGHT_OPS = ("conv", "linear", "conv_transpose")
+CONST = "const"
 
 
 class WeightMappingError(RuntimeError):
-    """The package's weights do not fit the torch architecture (count or shape)."""
+    """The package's weights do not fit the torch architecture, or cannot be read faithfully."""
 
 
 @dataclass
 class PackageWeight:
-    """One weight-carrying op of the program, in program order."""
+    """One conv/linear/conv_transpose op of the program, in program order."""
 
     op_name: str
     op_type: str
-    weight: np.ndarray
-    bias: np.ndarray | None
-    weight_encoding: str  # "const" or the constexpr op type that stores it
+    weight: np.ndarray  # float32, decompressed
+    bias: np.ndarray | None  # float32; None when the op has no bias input
+    # "const", or the constexpr op type(s) storing the weight, producer first, joined by "+"
+    # for iOS18 chains (e.g. "constexpr_lut_to_sparse+constexpr_sparse_to_dense").
+    weight_encoding: str
+
+
+# --------------------------------------------------------------------------- package side
 
 
 def _walk(block: Any) -> Iterator[Any]:
+    """Ops of a block in program order, descending into nested blocks where they appear."""
     for op in block.operations:
         yield op
         for nested in op.blocks:
@@ -61,145 +82,313 @@ def load_program(package: Path) -> Any:
     )
 
 
-def _value(var: Any) -> tuple[np.ndarray, str]:
-    op = var.op
-    if op is None or op.op_type == "const":
-        return np.asarray(var.val, dtype=np.float32), "const"
-    if op.op_type.startswith("constexpr_"):
-        # materialized_val_inference follows chains (e.g. LUT whose indices are sparse).
-        value = op.materialized_val_inference()
-        if isinstance(value, (list, tuple)):
-            value = value[list(op.outputs).index(var)]
-        return np.asarray(value, dtype=np.float32), op.op_type
-    raise WeightMappingError(f"weight {var.name} is computed by a {op.op_type} op, not stored")
+def _is_constexpr(op: Any) -> bool:
+    return op is not None and op.op_type.startswith("constexpr_")
 
 
-def read_package_weights(package: Path) -> list[PackageWeight]:
-    """conv/linear weights and biases in program order, decompressed to float32."""
-    program = load_program(package)
-    ops = list(_walk(program.functions["main"]))
-    for op in ops:
-        if not op.op_type.startswith("constexpr_"):
+class _Materialiser:
+    """Decompresses constexpr outputs, following chains of any depth (cached per op).
+
+    ``materialized_val_inference`` handles an op whose inputs are plain consts. Some iOS18 ops
+    also follow one upstream constexpr, but not all (``constexpr_lut_to_dense`` with a
+    quantized LUT, ``constexpr_lut_to_sparse``, ``constexpr_sparse_blockwise_shift_scale``
+    read ``.val`` of their inputs, which is None for a constexpr output). For chains we
+    therefore materialise the inputs ourselves and call the op class's own static
+    ``decompress``, whose parameters are named after the op's inputs.
+    """
+
+    def __init__(self, package: Path) -> None:
+        self.package = package
+        self._cache: dict[int, tuple[Any, ...]] = {}
+
+    def value(self, var: Any) -> np.ndarray:
+        if var.val is not None:
+            return np.asarray(var.val)
+        op = var.op
+        if not _is_constexpr(op):
+            kind = "a function input" if op is None else f"a {op.op_type} op"
+            raise WeightMappingError(
+                f"{self.package}: {var.name} is computed by {kind}, not stored as a constant"
+            )
+        outputs = self._op_values(op)
+        return np.asarray(outputs[list(op.outputs).index(var)])
+
+    def _op_values(self, op: Any) -> tuple[Any, ...]:
+        key = id(op)
+        if key not in self._cache:
+            if all(var.val is not None for var in op.inputs.values()):
+                result = op.materialized_val_inference()
+            else:
+                result = self._decompress_chain(op)
+            # Multi-output ops (sparse ones give (mask, nonzero_data)) return tuples.
+            self._cache[key] = tuple(result) if isinstance(result, (list, tuple)) else (result,)
+        return self._cache[key]
+
+    def _decompress_chain(self, op: Any) -> Any:
+        decompress = getattr(type(op), "decompress", None)
+        if decompress is None:
+            raise WeightMappingError(
+                f"{self.package}: cannot decompress chained {op.op_type} op {op.name}"
+            )
+        kwargs = {}
+        for name in inspect.signature(decompress).parameters:
+            var = op.inputs.get(name)
+            if var is None and name not in _optional_inputs(op):
+                raise WeightMappingError(
+                    f"{self.package}: {op.op_type}.decompress expects {name!r}, "
+                    f"which op {op.name} does not have"
+                )
+            kwargs[name] = None if var is None else self.value(var)
+        return decompress(**kwargs)
+
+
+def _optional_inputs(op: Any) -> set[str]:
+    return {name for name, spec in op.input_spec.input_types.items() if spec.optional}
+
+
+def _encoding(var: Any) -> str:
+    """ "const", or the chain of constexpr op types that produces ``var`` (producer first)."""
+    types: list[str] = []
+
+    def visit(op: Any) -> None:
+        for upstream in op.inputs.values():
+            if _is_constexpr(upstream.op):
+                visit(upstream.op)
+        if op.op_type not in types:
+            types.append(op.op_type)
+
+    if not _is_constexpr(var.op):
+        return CONST
+    visit(var.op)
+    return "+".join(types)
+
+
+def _check_constexpr_uses(package: Path, ops: list[Any]) -> None:
+    """Every compressed constant must end up as a conv/linear weight or bias.
+
+    Otherwise a compressed tensor (e.g. a palettized embedding or a matmul operand) would be
+    missed, and the torch model would silently run with its own uncompressed values.
+    """
+    for index, op in enumerate(ops):
+        if not _is_constexpr(op):
             continue
         for out in op.outputs:
             for child in out.child_ops:
-                as_weight = child.op_type in WEIGHT_OPS and out in (
-                    child.inputs.get("weight"),
-                    child.inputs.get("bias"),
+                if _is_constexpr(child):
+                    continue  # a later stage of the same chain; its own uses are checked
+                slot = next((k for k, v in child.inputs.items() if v is out), None)
+                if child.op_type in WEIGHT_OPS and slot in ("weight", "bias"):
+                    continue
+                raise WeightMappingError(
+                    f"{package}: compressed constant {out.name} (op {index}, {op.op_type}, "
+                    f"shape {tuple(out.shape)}) feeds input {slot!r} of {child.op_type} op "
+                    f"{child.name}; only conv/linear weights and biases can be read back"
                 )
-                if not (as_weight or child.op_type.startswith("constexpr_")):
-                    raise WeightMappingError(
-                        f"{package}: compressed constant {out.name} ({op.op_type}) feeds "
-                        f"{child.op_type} op {child.name}, which the weights path cannot map"
-                    )
+            if out in op.enclosing_block.outputs:
+                raise WeightMappingError(
+                    f"{package}: compressed constant {out.name} (op {index}, {op.op_type}) "
+                    "is a block output; only conv/linear weights and biases can be read back"
+                )
+
+
+def read_package_weights(package: Path) -> list[PackageWeight]:
+    """conv/linear/conv_transpose weights and biases in program order, as float32.
+
+    Compressed (constexpr) weights are decompressed to exactly the values Core ML would
+    compute; fp16 values become float32 without rounding.
+    """
+    package = Path(package)
+    program = load_program(package)
+    ops = list(_walk(program.functions["main"]))
+    _check_constexpr_uses(package, ops)
+    materialiser = _Materialiser(package)
     weights = []
     for op in ops:
         if op.op_type not in WEIGHT_OPS:
             continue
-        weight, encoding = _value(op.inputs["weight"])
+        weight_var = op.inputs["weight"]
         bias_var = op.inputs.get("bias")
-        bias = _value(bias_var)[0] if bias_var is not None else None
-        weights.append(PackageWeight(op.name, op.op_type, weight, bias, encoding))
+        weights.append(
+            PackageWeight(
+                op_name=op.name,
+                op_type=op.op_type,
+                weight=materialiser.value(weight_var).astype(np.float32),
+                bias=None if bias_var is None else materialiser.value(bias_var).astype(np.float32),
+                weight_encoding=_encoding(weight_var),
+            )
+        )
     return weights
 
 
-def _trace_calls(model: torch.nn.Module, input_size: int) -> list[tuple[str, Any, Any, Any]]:
-    """(name, module, input tensor, output tensor) per conv/linear/batchnorm call, in order."""
+# ----------------------------------------------------------------------------- torch side
+
+
+def _weight_kinds() -> tuple[type, ...]:
     import torch
 
-    kinds = (torch.nn.Conv2d, torch.nn.ConvTranspose2d, torch.nn.Linear, torch.nn.BatchNorm2d,
-             torch.nn.BatchNorm1d)  # fmt: skip
-    calls: list[tuple[str, Any, Any, Any]] = []
-    hooks = []
-    for name, module in model.named_modules():
-        if isinstance(module, kinds):
-
-            def hook(mod: Any, inputs: Any, output: Any, name: str = name) -> None:
-                calls.append((name, mod, inputs[0], output))
-
-            hooks.append(module.register_forward_hook(hook))
-    try:
-        with torch.no_grad():
-            model(torch.rand(1, 3, input_size, input_size))
-    finally:
-        for handle in hooks:
-            handle.remove()
-    return calls
+    return (torch.nn.modules.conv._ConvNd, torch.nn.Linear)
 
 
-def fuse_batchnorm(model: torch.nn.Module, input_size: int = 224) -> torch.nn.Module:
-    """A copy in eval mode where each BatchNorm fed directly by a conv/linear is folded into it.
+def _trace(model: torch.nn.Module) -> Any:
+    """fx graph in which every conv/linear/BatchNorm (subclasses included) is one call_module.
 
-    Pairs are found by dataflow (the BatchNorm's input *is* the conv's output tensor), which
-    works for any module structure, including subclasses such as EfficientNet's
-    Conv2dStaticSamePadding.
+    The default fx tracer treats only modules defined inside torch.nn as leaves, so it would
+    trace *into* EfficientNet's Conv2dStaticSamePadding and leave a bare F.conv2d behind.
     """
     import torch
-    from torch.nn.utils.fusion import fuse_conv_bn_eval, fuse_linear_bn_eval
+    from torch.fx import Tracer
 
+    leaves = (*_weight_kinds(), torch.nn.modules.batchnorm._BatchNorm)
+
+    class _LeafTracer(Tracer):
+        def is_leaf_module(self, module: torch.nn.Module, qualified_name: str) -> bool:
+            return isinstance(module, leaves) or super().is_leaf_module(module, qualified_name)
+
+    try:
+        return _LeafTracer().trace(model)
+    except Exception as error:  # fx raises many types for untraceable Python control flow
+        raise WeightMappingError(
+            f"{type(model).__name__} cannot be traced by torch.fx, which maps weights by "
+            f"execution order: {error}"
+        ) from error
+
+
+def _call_counts(graph: Any) -> dict[str, int]:
+    counts: dict[str, int] = {}
+    for node in graph.nodes:
+        if node.op == "call_module":
+            counts[node.target] = counts.get(node.target, 0) + 1
+    return counts
+
+
+def fuse_batchnorm(model: torch.nn.Module, input_size: int | None = None) -> torch.nn.Module:
+    """A copy in eval mode where each BatchNorm fed only by a conv is folded into that conv.
+
+    The copy keeps the model's own classes and ``forward`` (only the conv is replaced by its
+    folded twin and the BatchNorm by ``Identity``), so custom modules such as
+    EfficientNet-Lite's Conv2dStaticSamePadding keep their padding. ``input_size`` is accepted
+    for callers' convenience; the fx analysis needs no example input.
+    """
+    import torch
+    from torch.nn.utils.fusion import fuse_conv_bn_eval
+
+    del input_size
     fused = copy.deepcopy(model).eval()
-    calls = _trace_calls(fused, input_size)
-    producer = {
-        id(out): name
-        for name, mod, _inp, out in calls
-        if not isinstance(mod, torch.nn.modules.batchnorm._BatchNorm)
-    }
-    for name, mod, inp, _out in calls:
-        if not isinstance(mod, torch.nn.modules.batchnorm._BatchNorm) or id(inp) not in producer:
+    graph = _trace(fused)
+    calls = _call_counts(graph)
+    for node in graph.nodes:
+        if node.op != "call_module":
             continue
-        layer_name = producer[id(inp)]
-        layer = fused.get_submodule(layer_name)
-        if isinstance(layer, torch.nn.Linear):
-            merged = fuse_linear_bn_eval(layer, mod)
-        elif isinstance(layer, torch.nn.ConvTranspose2d):
-            merged = fuse_conv_bn_eval(layer, mod, transpose=True)
-        else:
-            merged = fuse_conv_bn_eval(layer, mod)
-        fused.set_submodule(layer_name, merged)
-        fused.set_submodule(name, torch.nn.Identity())
+        bn = fused.get_submodule(node.target)
+        if not isinstance(bn, torch.nn.modules.batchnorm._BatchNorm) or len(node.args) != 1:
+            continue
+        producer = node.args[0]
+        if not isinstance(producer, torch.fx.Node) or producer.op != "call_module":
+            continue
+        conv = fused.get_submodule(producer.target)
+        # Fold only what coremltools folds: the conv's output goes nowhere else, and neither
+        # module is reused elsewhere (a shared module cannot carry one fold per call).
+        if (
+            not isinstance(conv, torch.nn.modules.conv._ConvNd)
+            or len(producer.users) != 1
+            or calls[producer.target] != 1
+            or calls[node.target] != 1
+        ):
+            continue
+        merged = fuse_conv_bn_eval(conv, bn, transpose=conv.transposed)
+        fused.set_submodule(producer.target, merged)
+        fused.set_submodule(node.target, torch.nn.Identity())
     return fused
 
 
-def weight_modules(model: torch.nn.Module, input_size: int = 224) -> list[tuple[str, Any]]:
-    """conv/linear modules in execution order: the order the program lists its ops in."""
-    import torch
+def weight_modules(model: torch.nn.Module) -> list[tuple[str, torch.nn.Module]]:
+    """(name, module) per conv/linear call in fx graph order — the order of the program's ops.
 
+    A module called twice appears twice, as the program holds one op per call.
+    """
+    kinds = _weight_kinds()
     order = []
-    for name, mod, _inp, _out in _trace_calls(model, input_size):
-        if isinstance(mod, torch.nn.modules.batchnorm._BatchNorm):
-            continue
-        order.append((name, mod))
+    for node in _trace(model).nodes:
+        if node.op == "call_module":
+            module = model.get_submodule(node.target)
+            if isinstance(module, kinds):
+                order.append((node.target, module))
     return order
 
 
-def load_package_weights(
-    model: torch.nn.Module, package: Path, input_size: int = 224
-) -> torch.nn.Module:
-    """A BatchNorm-folded copy of ``model`` carrying the package's conv/linear weights."""
+def _op_type_for(module: torch.nn.Module) -> str:
     import torch
 
+    if isinstance(module, torch.nn.Linear):
+        return "linear"
+    return "conv_transpose" if module.transposed else "conv"
+
+
+def _describe(index: int, name: str, module: Any, item: PackageWeight) -> str:
+    return (
+        f"weight {index}: torch module {name} ({type(module).__name__}, weight "
+        f"{tuple(module.weight.shape)}) vs program op {item.op_name} ({item.op_type}, weight "
+        f"{item.weight.shape})"
+    )
+
+
+def load_package_weights(
+    model: torch.nn.Module, package: Path, input_size: int | None = None
+) -> torch.nn.Module:
+    """A BatchNorm-folded eval copy of ``model`` carrying the package's conv/linear weights.
+
+    The original model is untouched. A bias the program stores is always set (a conv without
+    bias before a BatchNorm gains the folded one); a program op without bias means zero bias.
+    """
+    import torch
+
+    package = Path(package)
     fused = fuse_batchnorm(model, input_size)
-    modules = weight_modules(fused, input_size)
+    modules = weight_modules(fused)
     stored = read_package_weights(package)
+    assigned: dict[int, PackageWeight] = {}
+    for index, ((name, module), item) in enumerate(zip(modules, stored, strict=False)):
+        where = _describe(index, name, module, item)
+        if _op_type_for(module) != item.op_type:
+            raise WeightMappingError(f"{package}: op kind differs at {where}")
+        if tuple(module.weight.shape) != item.weight.shape:
+            raise WeightMappingError(f"{package}: weight shape differs at {where}")
+        expected_bias = (getattr(module, "out_features", None) or module.out_channels,)
+        if item.bias is not None and item.bias.shape != expected_bias:
+            raise WeightMappingError(
+                f"{package}: bias shape {item.bias.shape} != {expected_bias} at {where}"
+            )
+        previous = assigned.get(id(module))
+        if previous is not None and not _same(previous, item):
+            raise WeightMappingError(
+                f"{package}: module {name} is called twice but program ops "
+                f"{previous.op_name} and {item.op_name} store different weights"
+            )
+        assigned[id(module)] = item
+        # Fresh Parameters: the folded conv's tensors are not shared with the original model.
+        module.weight = torch.nn.Parameter(torch.from_numpy(item.weight.copy()))
+        module.bias = (
+            None if item.bias is None else torch.nn.Parameter(torch.from_numpy(item.bias.copy()))
+        )
     if len(modules) != len(stored):
+        index = min(len(modules), len(stored))
+        extra = (
+            f"first unmatched torch module: {modules[index][0]} "
+            f"(weight {tuple(modules[index][1].weight.shape)})"
+            if len(modules) > len(stored)
+            else f"first unmatched program op: {stored[index].op_name} "
+            f"({stored[index].op_type}, weight {stored[index].weight.shape})"
+        )
         raise WeightMappingError(
             f"{package}: the program has {len(stored)} conv/linear ops but the torch model "
-            f"calls {len(modules)} conv/linear layers"
+            f"calls {len(modules)} conv/linear modules; all {index} in common agree in shape; "
+            f"at weight {index}, {extra}"
         )
-    for index, ((name, module), item) in enumerate(zip(modules, stored, strict=True)):
-        if tuple(module.weight.shape) != item.weight.shape:
-            raise WeightMappingError(
-                f"{package}: layer {index} ({name}) has weight shape "
-                f"{tuple(module.weight.shape)} but program op {item.op_name} ({item.op_type}) "
-                f"stores {item.weight.shape}"
-            )
-        with torch.no_grad():
-            module.weight.copy_(torch.from_numpy(item.weight))
-            if item.bias is not None:
-                if module.bias is None or tuple(module.bias.shape) != item.bias.shape:
-                    module.bias = torch.nn.Parameter(torch.from_numpy(item.bias.copy()))
-                else:
-                    module.bias.copy_(torch.from_numpy(item.bias))
-            elif module.bias is not None:
-                module.bias.zero_()
-    return fused
+    return fused.eval()
+
+
+def _same(a: PackageWeight, b: PackageWeight) -> bool:
+    same_bias = (a.bias is None and b.bias is None) or (
+        a.bias is not None and b.bias is not None and np.array_equal(a.bias, b.bias)
+    )
+    return same_bias and np.array_equal(a.weight, b.weight)
