@@ -139,8 +139,12 @@ def main() -> None:
         ],
         "",
     ]
-    OUT.write_text("\n".join(lines))
-    print("\n".join(lines))
+    text = "\n".join(lines)
+    # The hand-written "## Notes" section (where the overhead comes from) survives reruns.
+    if OUT.exists() and "\n## Notes" in OUT.read_text():
+        text += "\n## Notes" + OUT.read_text().split("\n## Notes", 1)[1]
+    OUT.write_text(text)
+    print(text)
 
 
 if __name__ == "__main__":
