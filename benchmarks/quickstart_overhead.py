@@ -17,6 +17,8 @@ import tempfile
 import time
 from pathlib import Path
 
+from _report import write_keeping_notes
+
 ROOT = Path(__file__).resolve().parents[1]
 BIN = Path(sys.executable).parent
 OUT = ROOT / "benchmarks" / "quickstart_overhead.md"
@@ -140,11 +142,7 @@ def main() -> None:
         "",
     ]
     text = "\n".join(lines)
-    # The hand-written "## Notes" section (where the overhead comes from) survives reruns.
-    if OUT.exists() and "\n## Notes" in OUT.read_text():
-        text += "\n## Notes" + OUT.read_text().split("\n## Notes", 1)[1]
-    OUT.write_text(text)
-    print(text)
+    write_keeping_notes(OUT, text)
 
 
 if __name__ == "__main__":
