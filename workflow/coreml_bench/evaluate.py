@@ -33,14 +33,17 @@ EVALUATORS: Registry[Evaluator] = Registry("evaluation backend")
 
 
 def torch_model_with_package_weights(
-    package: Path, model_cfg: dict[str, Any], weights: Path
+    package: Path, model_cfg: dict[str, Any], weights: Path, stored: list[Any] | None = None
 ) -> Any:
-    """The architecture's torch graph carrying the package's (decompressed) weights."""
+    """The architecture's torch graph carrying the package's (decompressed) weights.
+
+    ``stored``: the package's weights as ``read_package_weights`` gives them, if already read.
+    """
     from .models import load_model
     from .weights_roundtrip import load_package_weights
 
     model = load_model(model_cfg["architecture"], weights, model_cfg["num_classes"])
-    return load_package_weights(model, package, model_cfg["input_size"]).eval()
+    return load_package_weights(model, package, model_cfg["input_size"], stored).eval()
 
 
 def _weights_torch_predictor(package: Path, model_cfg: dict[str, Any], weights: Path) -> Predictor:

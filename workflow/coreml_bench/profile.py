@@ -14,9 +14,12 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from .registry import Registry, require_platform
+
+if TYPE_CHECKING:
+    from .weights_roundtrip import PackageWeight
 
 log = logging.getLogger(__name__)
 
@@ -110,14 +113,14 @@ def resolve_backend(requested: str) -> str:
     return "coreml" if sys.platform == "darwin" else "host"
 
 
-def static_figures(package: Path, model: Any, input_size: int) -> dict[str, Any]:
-    """Size on disk, parameter count (as stored) and multiply-accumulates of one image."""
+def static_figures(
+    package: Path, model: Any, input_size: int, stored: list[PackageWeight]
+) -> dict[str, Any]:
+    """Size on disk, parameter count (as ``stored`` in the package) and MACs of one image."""
     import torch
 
     from .mlpackage import directory_bytes, weight_file_bytes
-    from .weights_roundtrip import read_package_weights
 
-    stored = read_package_weights(package)
     parameters = sum(w.weight.size + (w.bias.size if w.bias is not None else 0) for w in stored)
     macs = 0
 
@@ -158,6 +161,7 @@ def profile_package(
 ) -> dict[str, Any]:
     from .evaluate import torch_model_with_package_weights
     from .manifest import StageTimer, package_versions, write_json_atomic
+    from .weights_roundtrip import read_package_weights
 
     name = resolve_backend(profiling_cfg["backend"])
     profiler = PROFILERS[name]
@@ -166,10 +170,11 @@ def profile_package(
     log.info("profiling %s with backend %s", package, name)
     with timer.section("latency"):
         # One torch model with the package's weights serves host timing and the MAC count.
-        model = torch_model_with_package_weights(package, model_cfg, weights)
+        stored = read_package_weights(package)
+        model = torch_model_with_package_weights(package, model_cfg, weights, stored)
         latency = profiler.measure(package, model, model_cfg, profiling_cfg)
     with timer.section("static"):
-        static = static_figures(package, model, model_cfg["input_size"])
+        static = static_figures(package, model, model_cfg["input_size"], stored)
     record = {
         "stage": "profile",
         **context,

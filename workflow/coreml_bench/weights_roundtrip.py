@@ -333,11 +333,15 @@ def _describe(index: int, name: str, module: Any, item: PackageWeight) -> str:
 
 
 def load_package_weights(
-    model: torch.nn.Module, package: Path, input_size: int | None = None
+    model: torch.nn.Module,
+    package: Path,
+    input_size: int | None = None,
+    stored: list[PackageWeight] | None = None,
 ) -> torch.nn.Module:
     """A BatchNorm-folded eval copy of ``model`` carrying the package's conv/linear weights.
 
-    The original model is untouched. A bias the program stores is always set (a conv without
+    ``stored`` is ``read_package_weights(package)`` where the caller has it already. The
+    original model is untouched. A bias the program stores is always set (a conv without
     bias before a BatchNorm gains the folded one); a program op without bias means zero bias.
     """
     import torch
@@ -345,7 +349,8 @@ def load_package_weights(
     package = Path(package)
     fused = fuse_batchnorm(model, input_size)
     modules = weight_modules(fused)
-    stored = read_package_weights(package)
+    if stored is None:
+        stored = read_package_weights(package)
     assigned: dict[int, PackageWeight] = {}
     for index, ((name, module), item) in enumerate(zip(modules, stored, strict=False)):
         where = _describe(index, name, module, item)
