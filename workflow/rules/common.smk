@@ -10,6 +10,15 @@ wildcard_constraints:
     trial=r"\d+",
 
 
+def _id_pattern(ids):
+    """A regex matching exactly these ids; one that matches nothing when there are none."""
+    return "|".join(re.escape(i) for i in ids) or "(?!)"
+
+
+# Trained baselines come from rule train_baseline, every other source from download_weights.
+TRAINED_MODELS = _id_pattern(m.id for m in CFG.models if m.source.kind == "train")
+DOWNLOADED_MODELS = _id_pattern(m.id for m in CFG.models if m.source.kind != "train")
+
 COMPRESSED_EXPERIMENTS = [
     e.id for e in CFG.experiments if e.compression.algorithm != "none"
 ]

@@ -2,6 +2,8 @@ rule download_weights:
     output:
         weights="results/weights/{model}.pth",
         manifest="results/weights/{model}.json",
+    wildcard_constraints:
+        model=DOWNLOADED_MODELS,
     params:
         model=model_params,
     log:

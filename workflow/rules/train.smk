@@ -1,0 +1,23 @@
+rule train_baseline:
+    output:
+        weights="results/weights/{model}.pth",
+        manifest="results/weights/{model}.json",
+    wildcard_constraints:
+        model=TRAINED_MODELS,
+    params:
+        model=model_params,
+        data=CFG.data.model_dump(mode="json"),
+        # Outside the outputs on purpose: a failed or killed job keeps them to resume from.
+        checkpoint_dir=lambda wildcards: f"results/checkpoints/{wildcards.model}/baseline",
+    threads: CFG.training_resources.threads
+    resources:
+        mem_mb=CFG.training_resources.mem_mb,
+        gpu=CFG.training_resources.gpu,
+    log:
+        "results/logs/train_baseline/{model}.log",
+    benchmark:
+        "results/benchmarks/train_baseline/{model}.tsv"
+    conda:
+        "../../envs/coreml-bench.yaml"
+    script:
+        "../scripts/train_baseline.py"
