@@ -280,3 +280,77 @@ def test_every_registry_model_round_trips(architecture: str, tmp_path: Path) -> 
     x = torch.rand(2, 3, size, size)
     with torch.no_grad():
         assert _relative_gap(model(x), carried(x)) < FP16_TOLERANCE
+
+
+# ------------------------------------------------------- the program executor (mil-torch)
+
+
+def test_executor_runs_the_real_lite0_program_like_torch(
+    lite0: tuple[torch.nn.Module, Path], imagenet20: tuple[torch.Tensor, torch.Tensor]
+) -> None:
+    from coreml_bench.mil_executor import ProgramExecutor
+
+    model, package = lite0
+    images, labels = imagenet20
+    program = ProgramExecutor(package)
+    with torch.no_grad():
+        reference = model(images)
+    ours = program(images)
+    assert ours.shape == reference.shape
+    assert _relative_gap(reference, ours) < FP16_TOLERANCE
+    assert torch.equal(reference.argmax(1), ours.argmax(1))
+    assert int((ours.argmax(1) == labels).sum()) == 17
+    # Batched and one-by-one runs agree (batch-1 shapes are re-batched); they differ only by
+    # fp16 rounding of float32 sums that torch accumulates in batch-dependent order.
+    singles = torch.cat([program(images[i : i + 1]) for i in range(4)])
+    assert _relative_gap(ours[:4], singles) < 2e-3
+    assert torch.equal(singles.argmax(1), ours[:4].argmax(1))
+
+
+def test_executor_agrees_with_the_decompressed_weights_on_a_palettized_program(
+    mnv3: tuple[torch.nn.Module, Path], mnv3_k4: Path
+) -> None:
+    from coreml_bench.mil_executor import ProgramExecutor
+
+    model, _fp16 = mnv3
+    torch.manual_seed(1)
+    images = torch.randn(4, 3, 224, 224)
+    carried = load_package_weights(model, mnv3_k4)
+    with torch.no_grad():
+        reference = carried(images)
+    ours = ProgramExecutor(mnv3_k4)(images)
+    assert _relative_gap(reference, ours) < FP16_TOLERANCE
+    assert torch.equal(reference.argmax(1), ours.argmax(1))
+
+
+def test_executor_names_every_unsupported_op_before_running(tmp_path: Path) -> None:
+    from coreml_bench.mil_executor import ProgramExecutor, UnsupportedOpError
+
+    class CumulativeSort(torch.nn.Module):
+        def forward(self, x: torch.Tensor) -> torch.Tensor:
+            return torch.cumsum(x, dim=1).flatten(1).sort(dim=1).values
+
+    package = tmp_path / "cumsum.mlpackage"
+    to_coreml(CumulativeSort().eval(), 8, in_channels=1, method="trace").save(str(package))
+    with pytest.raises(UnsupportedOpError, match=r"cumsum\.mlpackage.*does not implement op\(s\) "):
+        ProgramExecutor(package)
+    with pytest.raises(UnsupportedOpError) as info:
+        ProgramExecutor(package)
+    assert "cumsum" in str(info.value) and "nothing was run" in str(info.value)
+
+
+def test_quantize_and_dequantize_follow_the_mil_definitions() -> None:
+    from coreml_bench.mil_executor import OPS
+
+    x = torch.tensor([[-100.0, -0.26, 0.0, 0.74, 100.0]])
+    args = {"x": x, "scale": np.float16(0.5), "zero_point": np.int8(3), "output_dtype": "int8"}
+    q = OPS["quantize"](args, 1)
+    # clip(round(x / 0.5) + 3) into int8; round half to even as numpy/torch do.
+    assert q.tolist() == [[-128.0, 2.0, 3.0, 4.0, 127.0]]
+    d = OPS["dequantize"]({"x": q, "scale": np.float16(0.5), "zero_point": np.int8(3)}, 1)
+    assert d.tolist() == [[-65.5, -0.5, 0.0, 0.5, 62.0]]
+    # Per-channel scales broadcast along the given axis.
+    per_axis = OPS["dequantize"](
+        {"x": torch.ones(1, 2, 1, 1), "scale": np.array([0.5, 2.0]), "axis": np.int32(1)}, 1
+    )
+    assert per_axis.flatten().tolist() == [0.5, 2.0]
