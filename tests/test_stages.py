@@ -38,7 +38,7 @@ def test_image_folder_layout_and_errors(tmp_path: Path) -> None:
 
 def test_auto_backends_depend_on_the_platform(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(sys, "platform", "linux")
-    assert evaluate.resolve_backend("auto") == "weights-torch"
+    assert evaluate.resolve_backend("auto") == "mil-torch"
     assert profile.resolve_backend("auto") == "host"
     monkeypatch.setattr(sys, "platform", "darwin")
     assert evaluate.resolve_backend("auto") == "coreml"

@@ -61,7 +61,7 @@ def test_tables_have_one_row_per_experiment_with_backends(finished_run: Path) ->
     assert ratios["2 bit"] > ratios["int8 per-channel"] > 1.5
     assert 1.2 < ratios["Unstructured Sparsity 50%"] < 2.0
     for row in rows:
-        assert row["Accuracy Backend"] == "weights-torch"
+        assert row["Accuracy Backend"] == "mil-torch"
         assert row["Latency Backend"].startswith("host (host CPU")
         assert 0.0 <= float(row["Accuracy"]) <= 100.0
         assert float(row["Latency (ms)"]) > 0
@@ -104,7 +104,7 @@ def test_mlflow_has_every_run_with_artifacts(finished_run: Path) -> None:
     assert sorted(r.data.tags["coreml_bench.experiment"] for r in children) == sorted(EXPERIMENTS)
     for run in children:
         assert run.data.tags["mlflow.parentRunId"] == parents[0].info.run_id
-        assert run.data.tags["evaluation_backend"] == "weights-torch"
+        assert run.data.tags["evaluation_backend"] == "mil-torch"
         assert "top1" in run.data.metrics and "latency_median_ms" in run.data.metrics
         assert run.data.params["model.architecture"] == "mobilenet_v3_small"
         artifacts = {a.path for a in client.list_artifacts(run.info.run_id)}

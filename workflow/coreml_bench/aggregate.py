@@ -21,7 +21,18 @@ SEED_COLUMNS = [
     "Accuracy",
     "Latency (ms)",
 ]
-MARKERS = {"none": "*", "palettize_kmeans": "o", "quantize_linear": "s", "prune_magnitude": "^"}
+MARKERS = {
+    "none": "*",
+    "palettize_kmeans": "o",
+    "quantize_linear": "s",
+    "prune_magnitude": "^",
+    "palettize_dkm": "P",
+    "palettize_skm": "X",
+    "palettize_torch_post_training": "h",
+    "quantize_torch_post_training": "d",
+    "prune_magnitude_training": "v",
+    "quantize_qat": "p",
+}
 
 
 def _mean_std(values: Sequence[float], digits: int = 2) -> str:
@@ -68,6 +79,9 @@ def collect(
                 "latency_backend": profile["backend"],
                 "latency_device": latency.get("device", "unknown"),
                 "compute_units": latency.get("compute_units", "unknown"),
+                # The finalized torch model's top-1 (torch-side algorithms only): what training
+                # reached, beside the Core ML artifact's own accuracy.
+                "torch_top1": manifest.get("torch_top1"),
                 "parameters": profile["static"]["parameters"],
                 "macs": profile["static"]["macs"],
             }
@@ -95,6 +109,11 @@ def summary_table(records: list[dict[str, Any]]) -> Any:
                 "Ratio (weight.bin)": f"{group['ratio_weights'].mean():.2f}",
                 "Top-5": _mean_std(group["top5"].tolist()),
                 "Size (MB)": f"{group['package_mb'].mean():.2f}",
+                "Torch Top-1": (
+                    _mean_std(group["torch_top1"].tolist())
+                    if group["torch_top1"].notna().all()
+                    else ""
+                ),
                 "Trials": len(group),
                 "Images": int(first["n_images"]),
                 "Accuracy Backend": first["accuracy_backend"],

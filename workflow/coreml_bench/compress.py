@@ -122,6 +122,10 @@ class Algorithm:
     apply: Callable[[Any, Any], Any] | None  # (MLModel, params) -> MLModel; None: no job
     display_name: str
     workflow: str
+    # "coreml": applied to the fp16 package (rule compress); "torch": to the fp32 torch
+    # model before conversion (rule compress_torch, coreml_bench.compress_torch);
+    # "none": the fp16 baseline itself.
+    kind: Literal["coreml", "torch", "none"] = "coreml"
 
 
 ALGORITHMS: Registry[Algorithm] = Registry("compression algorithm")
@@ -165,7 +169,7 @@ def _apply_prune_magnitude(mlmodel: Any, p: PruneMagnitude) -> Any:
     return cto.prune_weights(mlmodel, cto.OptimizationConfig(global_config=op_config))
 
 
-ALGORITHMS.add("none", Algorithm(NoCompression, None, "n/a", "n/a"))
+ALGORITHMS.add("none", Algorithm(NoCompression, None, "n/a", "n/a", kind="none"))
 ALGORITHMS.add(
     "palettize_kmeans",
     Algorithm(PalettizeKmeans, _apply_palettize_kmeans, "K-Means", "Post Training"),
@@ -204,8 +208,8 @@ def compress_package(
     context: dict[str, Any],
 ) -> dict[str, Any]:
     """Apply one registered algorithm to the fp16 package; record ratios and op counts."""
-    from .manifest import StageTimer, package_versions, write_json_atomic
-    from .mlpackage import open_package, package_summary, save_atomic
+    from .manifest import StageTimer, write_json_atomic
+    from .mlpackage import open_package, save_atomic
 
     entry = ALGORITHMS[compression["algorithm"]]
     params = entry.params.model_validate(compression)
@@ -219,8 +223,35 @@ def compress_package(
         compressed = entry.apply(mlmodel, params)
     with timer.section("save"):
         save_atomic(compressed, package)
+    record = compression_record(
+        entry=entry,
+        params=params,
+        compression=compression,
+        package=package,
+        baseline_manifest=baseline_manifest,
+        context=context,
+        timer=timer,
+    )
+    write_json_atomic(manifest, record)
+    return record
+
+
+def compression_record(
+    *,
+    entry: Algorithm,
+    params: Any,
+    compression: dict[str, Any],
+    package: Path,
+    baseline_manifest: dict[str, Any],
+    context: dict[str, Any],
+    timer: Any,
+) -> dict[str, Any]:
+    """The manifest of a compressed package: ratios against the fp16 baseline, op counts."""
+    from .manifest import package_versions
+    from .mlpackage import package_summary
+
     summary = package_summary(package)
-    record = {
+    return {
         "stage": "compress",
         **context,
         "compression": compression,
@@ -239,8 +270,6 @@ def compress_package(
         "timing": timer.summary(),
         "versions": package_versions(),
     }
-    write_json_atomic(manifest, record)
-    return record
 
 
 def _ratio(baseline: int, compressed: int) -> float | None:

@@ -14,11 +14,13 @@ from typing import Annotated, Any, Literal, Union
 import yaml
 from pydantic import Field, ValidationError, field_validator, model_validator
 
+from . import compress_torch  # noqa: F401 - registers the torch-side algorithms
 from .compress import ALGORITHMS, TARGET_RANK, DeploymentTarget
 from .data import FASHION_MNIST_FILES
 from .models import ARCHITECTURES
 from .schema_base import Identifier, StrictModel
 from .sources import PackageSource, WeightsSource
+from .train import TrainingRecipe
 
 # Built from the algorithm registry so a new algorithm needs no edit here.
 _COMPRESSION_PARAMS = tuple(entry.params for _, entry in ALGORITHMS.items())
@@ -63,6 +65,11 @@ class ModelConfig(StrictModel):
     num_classes: int = Field(default=1000, gt=0)
     preprocessing: Preprocessing | None = Field(
         default=None, description="defaults to the architecture's own preprocessing"
+    )
+    finetune: TrainingRecipe | None = Field(
+        default=None,
+        description="fine-tuning recipe for this model's training-time experiments; the fields "
+        "an experiment's own recipe sets override it",
     )
 
     @field_validator("architecture")
@@ -151,11 +158,24 @@ class ExperimentConfig(StrictModel):
     id: Identifier
     compression: CompressionSpec  # type: ignore[valid-type]
     label: str | None = Field(default=None, description="the table's Config column")
-    trials: int = Field(default=1, ge=1, le=100)
+    trials: int | None = Field(
+        default=None,
+        ge=1,
+        le=100,
+        description="default: 3 for training-time algorithms (as in the seeds), else 1",
+    )
     models: list[str] | None = Field(default=None, description="model ids; default: all")
 
     def effective_label(self) -> str:
         return self.label or self.compression.label()
+
+    def algorithm(self) -> Any:
+        return ALGORITHMS[self.compression.algorithm]
+
+    def effective_trials(self) -> int:
+        if self.trials is not None:
+            return self.trials
+        return 3 if self.algorithm().workflow == "Training Time" else 1
 
 
 class ConversionConfig(StrictModel):
@@ -164,8 +184,8 @@ class ConversionConfig(StrictModel):
 
 
 class EvaluationConfig(StrictModel):
-    backend: Literal["auto", "weights-torch", "coreml"] = Field(
-        default="auto", description="auto: coreml on macOS, weights-torch elsewhere"
+    backend: Literal["auto", "mil-torch", "weights-torch", "coreml"] = Field(
+        default="auto", description="auto: coreml on macOS, mil-torch elsewhere"
     )
 
 
@@ -260,6 +280,13 @@ class WorkflowConfig(StrictModel):
                 problems.append(
                     f"models[{i}].source: kind 'train' needs data.training (a training split)"
                 )
+        for i, exp in enumerate(self.experiments):
+            needs_data = getattr(exp.compression, "needs_training_data", lambda: False)()
+            if needs_data and self.data.training is None:
+                problems.append(
+                    f"experiments[{i}].compression: {exp.compression.algorithm!r} needs "
+                    "data.training (training or calibration images)"
+                )
         problems += _duplicates("models", [m.id for m in self.models])
         problems += _duplicates("experiments", [e.id for e in self.experiments])
         model_ids = {m.id for m in self.models}
@@ -296,8 +323,25 @@ class WorkflowConfig(StrictModel):
             for e in self.experiments
             for m in self.models
             if e.models is None or m.id in e.models
-            for trial in range(1, e.trials + 1)
+            for trial in range(1, e.effective_trials() + 1)
         ]
+
+    def finetune_recipe(self, model_id: str, experiment_id: str, trial: int) -> dict | None:
+        """The effective fine-tuning recipe of one job as JSON, or None if it does not train."""
+        from .compress_torch import effective_recipe
+
+        compression = self.experiment(experiment_id).compression
+        if "recipe" not in type(compression).model_fields:
+            return None
+        model = self.model(model_id)
+        recipe = effective_recipe(
+            model.finetune.model_dump(mode="json", exclude_unset=True) if model.finetune else None,
+            compression.recipe.model_dump(mode="json", exclude_unset=True)
+            if compression.recipe
+            else None,
+            trial,
+        )
+        return recipe.model_dump(mode="json")
 
 
 def _duplicates(field: str, ids: list[str]) -> list[str]:

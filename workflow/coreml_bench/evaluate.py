@@ -1,9 +1,11 @@
 """Stage 4: accuracy of the *compressed Core ML artifact*, through an evaluator registry.
 
-``coreml`` runs ``MLModel.predict`` (macOS only). ``weights-torch`` is the honest off-Apple
-path: the weights stored in the package (decompressed, BatchNorm folded as the converter
-folded it) are loaded into the torch graph of the same architecture. Every record says which
-backend produced it.
+``coreml`` runs ``MLModel.predict`` (macOS only). ``mil-torch`` (the default elsewhere) executes
+the package's ML program itself op by op with torch (``coreml_bench.mil_executor``), activation
+quantization included. ``weights-torch`` loads the weights stored in the package (decompressed,
+BatchNorm folded as the converter folded it) into the torch graph of the same architecture; it
+refuses programs it cannot mirror (kept BatchNorm ops, activation quantization). Every record
+says which backend produced it.
 """
 
 from __future__ import annotations
@@ -46,9 +48,27 @@ def torch_model_with_package_weights(
     return load_package_weights(model, package, model_cfg["input_size"], stored).eval()
 
 
+# Ops that the weights mapping cannot mirror in the architecture's torch graph.
+_NOT_MIRRORED = {
+    "batch_norm": "BatchNorm kept as an op (torch-side compression keeps it unfolded)",
+    "quantize": "activation quantization",
+}
+
+
 def _weights_torch_predictor(package: Path, model_cfg: dict[str, Any], weights: Path) -> Predictor:
     import torch
 
+    from .mlpackage import load_spec, op_type_counts
+
+    counts = op_type_counts(load_spec(package))
+    found = [f"{counts[op]} {op} op(s): {why}" for op, why in _NOT_MIRRORED.items() if op in counts]
+    if found:
+        from .weights_roundtrip import WeightMappingError
+
+        raise WeightMappingError(
+            f"{package}: backend 'weights-torch' cannot measure this program faithfully "
+            f"({'; '.join(found)}); use evaluation.backend 'mil-torch' (or 'auto')"
+        )
     model = torch_model_with_package_weights(package, model_cfg, weights)
 
     def predict(batch: Any) -> Any:
@@ -86,6 +106,22 @@ EVALUATORS.add(
         "package weights decompressed into the torch graph (BatchNorm folded), run by torch",
     ),
 )
+
+
+def _mil_torch_predictor(package: Path, model_cfg: dict[str, Any], weights: Path) -> Predictor:
+    from .mil_executor import ProgramExecutor
+
+    return ProgramExecutor(package)
+
+
+EVALUATORS.add(
+    "mil-torch",
+    Evaluator(
+        _mil_torch_predictor,
+        "the package's ML program executed op by op with torch (fp16 activations, "
+        "decompressed weights, activation quantization)",
+    ),
+)
 EVALUATORS.add(
     "coreml",
     Evaluator(
@@ -97,10 +133,10 @@ EVALUATORS.add(
 
 
 def resolve_backend(requested: str) -> str:
-    """'auto' picks Core ML on macOS and the weights path elsewhere."""
+    """'auto' picks Core ML on macOS and the program executor elsewhere."""
     if requested != "auto":
         return requested
-    return "coreml" if sys.platform == "darwin" else "weights-torch"
+    return "coreml" if sys.platform == "darwin" else "mil-torch"
 
 
 def accuracy(predict: Predictor, loader: Any, *, progress: bool = True) -> dict[str, Any]:
@@ -141,7 +177,7 @@ def evaluate_package(
 
     name = resolve_backend(backend)
     evaluator = EVALUATORS[name]
-    require_platform("evaluation backend", name, evaluator.platforms, "weights-torch")
+    require_platform("evaluation backend", name, evaluator.platforms, "mil-torch")
     timer = StageTimer()
     with timer.section("load"):
         loader = evaluation_loader(data_cfg, model_cfg["preprocessing"])

@@ -132,6 +132,55 @@ def compress_job(smk: Any) -> None:
         )
 
 
+def compress_torch_job(smk: Any) -> None:
+    from .compress_torch import compress_with_torch
+    from .manifest import read_json
+    from .tracking import EpochLogger
+    from .train import TrainingRecipe
+
+    with job_logging(smk.log[0]):
+        _limit_threads(smk.threads)
+        context = _context(smk)
+        recipe = smk.params.recipe
+        tracking = smk.params.tracking
+        logger = None
+        if tracking["enabled"] and recipe is not None:
+            logger = EpochLogger(
+                tracking_uri=tracking["uri"],
+                study=smk.params.study,
+                artifact_root=Path("results/mlflow/artifacts"),
+                model_id=context["model"],
+                experiment_id=context["experiment"],
+                trial=context["trial"],
+                fingerprint=TrainingRecipe.model_validate(recipe).fingerprint(),
+                lock_path=Path("results/mlflow/.lock"),
+            )
+        try:
+            compress_with_torch(
+                compression=smk.params.compression,
+                recipe=recipe,
+                model_cfg=smk.params.model,
+                data_cfg=smk.params.data,
+                conversion_cfg=smk.params.conversion,
+                weights=Path(smk.input.weights),
+                baseline_manifest=read_json(smk.input.manifest),
+                package=Path(smk.output.package),
+                manifest=Path(smk.output.manifest),
+                checkpoint_dir=Path(smk.params.checkpoint_dir),
+                context=context,
+                on_epoch_end=logger,
+                record_extra=lambda: {"training_run_id": logger.run_id if logger else None},
+            )
+        except Exception:
+            # An interrupted job (Ctrl-C, SIGTERM) leaves its MLflow run RUNNING on purpose:
+            # the rerun resumes from the checkpoint and continues that run.
+            if logger is not None:
+                logger.finish("FAILED")
+            raise
+        if logger is not None:
+            logger.finish()
+
+
 def evaluate_job(smk: Any) -> None:
     from .evaluate import evaluate_package
 

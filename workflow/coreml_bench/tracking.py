@@ -230,6 +230,7 @@ def _log_child_contents(
     metrics: Mapping[str, float | int | None],
     artifact_files: Sequence[tuple[str | None, Path]],
     artifact_dirs: Mapping[str, Path],
+    step_metrics: Sequence[tuple[str, float, int]] = (),
 ) -> None:
     from mlflow.entities import Metric, Param
 
@@ -242,6 +243,11 @@ def _log_child_contents(
         Metric(key, float(value), now, 0)
         for key, value in metrics.items()
         if value is not None and not math.isnan(float(value))
+    ]
+    values += [
+        Metric(key, float(value), now, int(step))
+        for key, value, step in step_metrics
+        if not math.isnan(float(value))
     ]
     for start in range(0, len(values), METRICS_PER_BATCH):
         client.log_batch(run_id, metrics=values[start : start + METRICS_PER_BATCH])
@@ -278,10 +284,13 @@ def log_variant_run(
     tags: Mapping[str, str],
     artifact_files: Sequence[Path | str | tuple[str | None, Path | str]] = (),
     artifact_dirs: Mapping[str, Path] = MappingProxyType({}),
+    step_metrics: Sequence[tuple[str, float, int]] = (),
     lock_path: Path | None = None,
     max_attempts: int = 8,
 ) -> dict[str, str]:
     """Mirror one variant into MLflow (idempotently) and return the ids of its run.
+
+    ``step_metrics`` are (key, value, step) triples, e.g. a training job's per-epoch history.
 
     ``artifact_files`` are files logged at the artifact root, or ``(folder, file)`` pairs
     logged under ``folder``; ``artifact_dirs`` maps an artifact folder name to a local
@@ -302,6 +311,7 @@ def log_variant_run(
         {
             "params": dict(params),
             "metrics": dict(metrics),
+            "step_metrics": [list(item) for item in step_metrics],
             "tags": dict(tags),
             "files": sorted([folder or "", path.name, file_sha256(path)] for folder, path in files),
             "dirs": {name: _dir_sha256s(directory) for name, directory in dirs.items()},
@@ -336,9 +346,15 @@ def log_variant_run(
             client = MlflowClient(tracking_uri)
             mlflow_experiment = _get_or_create_experiment(client, study, Path(artifact_root))
             parent_id = _get_or_create_parent(client, mlflow_experiment, model_id)
-            siblings = list(
-                _search_all(client, mlflow_experiment, f"tags.`{RUN_KEY_TAG}` = {_quote(run_key)}")
-            )
+            # Earlier variant runs of this key (a training job's streamed run shares the key
+            # but is not a version of the variant run: it is never superseded).
+            siblings = [
+                run
+                for run in _search_all(
+                    client, mlflow_experiment, f"tags.`{RUN_KEY_TAG}` = {_quote(run_key)}"
+                )
+                if run.data.tags.get(ROLE_TAG) != "training"
+            ]
             live = next(
                 (
                     run
@@ -360,7 +376,7 @@ def log_variant_run(
                 )
                 run_id = str(run.info.run_id)
                 try:
-                    _log_child_contents(client, run_id, flat, metrics, files, dirs)
+                    _log_child_contents(client, run_id, flat, metrics, files, dirs, step_metrics)
                 except BaseException:
                     try:
                         client.set_terminated(run_id, "FAILED")
@@ -383,3 +399,104 @@ def log_variant_run(
         }
 
     return with_retries(attempt, max_attempts)
+
+
+class EpochLogger:
+    """Streams a training job's per-epoch metrics into MLflow while it trains.
+
+    The metrics go to a run of its own (role ``training``, nested under the model's parent
+    run, same run key as the variant), created on the first epoch. A resumed job continues
+    the interrupted job's run (found by run key and recipe fingerprint) rather than starting
+    a second one. The variant run that the ``track`` stage writes later carries the same
+    history from the manifest and links to this run by tag.
+    """
+
+    def __init__(
+        self,
+        *,
+        tracking_uri: str,
+        study: str,
+        artifact_root: Path,
+        model_id: str,
+        experiment_id: str,
+        trial: int,
+        fingerprint: str,
+        lock_path: Path,
+    ) -> None:
+        self.tracking_uri = tracking_uri
+        self.study = study
+        self.artifact_root = Path(artifact_root)
+        self.model_id = model_id
+        self.experiment_id = experiment_id
+        self.trial = trial
+        self.fingerprint = fingerprint
+        self.lock_path = Path(lock_path)
+        self.run_key = f"{model_id}/{experiment_id}/trial{trial}"
+        self.run_id: str | None = None
+
+    def _locked(self, action: Callable[[Any], T]) -> T:
+        from filelock import FileLock
+
+        _ensure_sqlite_parent(self.tracking_uri)
+        self.lock_path.parent.mkdir(parents=True, exist_ok=True)
+
+        def attempt() -> T:
+            from mlflow.tracking import MlflowClient
+
+            with FileLock(os.fspath(self.lock_path)):
+                return action(MlflowClient(self.tracking_uri))
+
+        return with_retries(attempt)
+
+    def _open(self, client: MlflowClient) -> str:
+        experiment = _get_or_create_experiment(client, self.study, self.artifact_root)
+        parent = _get_or_create_parent(client, experiment, self.model_id)
+        query = (
+            f"tags.`{ROLE_TAG}` = 'training' and tags.`{RUN_KEY_TAG}` = {_quote(self.run_key)} "
+            f"and tags.`{HASH_TAG}` = {_quote(self.fingerprint)} and attributes.status = 'RUNNING'"
+        )
+        for run in _search_all(client, experiment, query):
+            log.info("continuing MLflow training run %s", run.info.run_id)
+            return str(run.info.run_id)
+        run = client.create_run(
+            experiment,
+            run_name=f"{self.experiment_id}/trial{self.trial}/training",
+            tags={
+                ROLE_TAG: "training",
+                MODEL_TAG: self.model_id,
+                EXPERIMENT_TAG: self.experiment_id,
+                TRIAL_TAG: str(self.trial),
+                RUN_KEY_TAG: self.run_key,
+                HASH_TAG: self.fingerprint,
+                PARENT_TAG: parent,
+            },
+        )
+        return str(run.info.run_id)
+
+    def __call__(self, epoch: int, metrics: Mapping[str, float]) -> None:
+        from mlflow.entities import Metric
+
+        def log_epoch(client: MlflowClient) -> None:
+            if self.run_id is None:
+                self.run_id = self._open(client)
+            now = int(time.time() * 1000)
+            values = [
+                Metric(key, float(value), now, int(epoch))
+                for key, value in metrics.items()
+                if key != "epoch" and value is not None
+            ]
+            client.log_batch(self.run_id, metrics=values)
+
+        try:
+            self._locked(log_epoch)
+        except Exception:  # tracking must never kill a training job; results/ stays the truth
+            log.exception("could not stream epoch %d metrics to MLflow", epoch)
+
+    def finish(self, status: str = "FINISHED") -> str | None:
+        if self.run_id is not None:
+            run_id = self.run_id
+            try:
+                self._locked(lambda client: client.set_terminated(run_id, status))
+            except Exception:
+                log.exception("could not close MLflow training run %s", run_id)
+        return self.run_id

@@ -32,7 +32,19 @@ def variant_metrics(
     for key, value in profile["latency"].items():
         if key.endswith("_ms"):
             metrics[key] = value
+    if manifest.get("torch_top1") is not None:
+        metrics["torch_top1"] = manifest["torch_top1"]
     return metrics
+
+
+def history_metrics(manifest: dict[str, Any]) -> list[tuple[str, float, int]]:
+    """A training job's per-epoch history as (key, value, epoch) MLflow step metrics."""
+    return [
+        (key, float(value), int(entry["epoch"]))
+        for entry in manifest.get("history") or []
+        for key, value in entry.items()
+        if key != "epoch" and value is not None
+    ]
 
 
 def track_variant(
@@ -64,6 +76,8 @@ def track_variant(
         "latency_device": profile_data["latency"].get("device", "unknown"),
         **{f"version.{k}": v for k, v in package_versions().items()},
     }
+    if manifest_data.get("training_run_id"):
+        tags["training_run_id"] = manifest_data["training_run_id"]
     # Snakemake runs jobs in the working directory whose results/ is the only output root.
     results_root = Path("results")
     run = log_variant_run(
@@ -84,6 +98,7 @@ def track_variant(
             *[(f"logs/{Path(log).parts[-4]}", Path(log)) for log in logs],
         ],
         artifact_dirs={package.name: package} if tracking_cfg["log_packages"] else {},
+        step_metrics=history_metrics(manifest_data),
         lock_path=results_root / "mlflow" / ".lock",
     )
     record = {"stage": "track", **context, **run, "tags": tags}

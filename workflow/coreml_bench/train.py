@@ -130,6 +130,34 @@ def resolve_device(requested: str) -> str:
     return requested
 
 
+# coremltools' DKM FakePalettize keeps part of its state in plain attributes that its
+# state_dict leaves out (a module loaded from a checkpoint then fails on its first forward, or
+# continues with other k-means bookkeeping): checkpoint them beside the state_dict.
+_ATTRIBUTES_OUTSIDE_STATE_DICT = ("enable_partition", "cum_inertia", "enforce_zero")
+
+
+def _attributes_outside_state_dict(model: torch.nn.Module) -> dict[str, dict[str, Any]]:
+    import copy
+
+    saved = {}
+    for name, module in model.named_modules():
+        attributes = {
+            a: copy.deepcopy(getattr(module, a))
+            for a in _ATTRIBUTES_OUTSIDE_STATE_DICT
+            if hasattr(module, a)
+        }
+        if attributes:
+            saved[name] = attributes
+    return saved
+
+
+def _restore_attributes(model: torch.nn.Module, saved: dict[str, dict[str, Any]]) -> None:
+    for name, attributes in saved.items():
+        module = model.get_submodule(name)
+        for attribute, value in attributes.items():
+            setattr(module, attribute, value)
+
+
 def _epoch_seed(seed: int, epoch: int) -> int:
     return (seed * 1_000_003 + epoch) % 2**63
 
@@ -205,9 +233,15 @@ def train(
     eval_loader: Any,
     checkpoint_dir: Path,
     on_epoch_end: EpochCallback | None = None,
+    on_step: Callable[[], None] | None = None,
     progress: bool = True,
 ) -> dict[str, Any]:
     """Train ``model`` in place; resume from ``checkpoint_dir`` if it holds this recipe's run.
+
+    ``on_step`` runs after every optimizer step (a coremltools compressor's ``step``, which
+    counts steps towards its milestones and schedules). On resume it is replayed once per
+    step already done *before* the checkpoint's state is loaded, so the compressor's
+    counters and module flags match the interrupted run and the saved tensors win.
 
     Returns the per-epoch history (loss, learning rate, validation top-1) and whether and
     from which epoch the run resumed.
@@ -225,10 +259,21 @@ def train(
     checkpoint = Path(checkpoint_dir) / CHECKPOINT_NAME
     history: list[dict[str, float]] = []
     start_epoch = 0
+    steps = len(train_set) // recipe.batch_size
+    if recipe.max_steps_per_epoch is not None:
+        steps = min(steps, recipe.max_steps_per_epoch)
+    if steps == 0:
+        raise ValueError(
+            f"batch_size={recipe.batch_size} exceeds the {len(train_set)} training images"
+        )
     if checkpoint.is_file():
         state = torch.load(checkpoint, map_location=device, weights_only=False)
         if state.get("fingerprint") == recipe.fingerprint():
+            if on_step is not None:
+                for _ in range((state["epoch"] + 1) * steps):
+                    on_step()
             model.load_state_dict(state["model"])
+            _restore_attributes(model, state.get("module_attributes", {}))
             optimizer.load_state_dict(state["optimizer"])
             scheduler.load_state_dict(state["scheduler"])
             scaler.load_state_dict(state["scaler"])
@@ -238,14 +283,6 @@ def train(
         else:
             log.info("ignoring %s: it was written for another recipe", checkpoint)
     resumed_from = start_epoch
-
-    steps = len(train_set) // recipe.batch_size
-    if recipe.max_steps_per_epoch is not None:
-        steps = min(steps, recipe.max_steps_per_epoch)
-    if steps == 0:
-        raise ValueError(
-            f"batch_size={recipe.batch_size} exceeds the {len(train_set)} training images"
-        )
     epochs = tqdm(
         range(start_epoch, recipe.epochs),
         desc="epochs",
@@ -279,6 +316,8 @@ def train(
             scaler.scale(loss).backward()
             scaler.step(optimizer)
             scaler.update()
+            if on_step is not None:
+                on_step()
             loss_sum += loss.item()
         metrics = {
             "epoch": epoch + 1,
@@ -295,6 +334,7 @@ def train(
                 "fingerprint": recipe.fingerprint(),
                 "epoch": epoch,
                 "model": model.state_dict(),
+                "module_attributes": _attributes_outside_state_dict(model),
                 "optimizer": optimizer.state_dict(),
                 "scheduler": scheduler.state_dict(),
                 "scaler": scaler.state_dict(),

@@ -19,9 +19,10 @@ def _id_pattern(ids):
 TRAINED_MODELS = _id_pattern(m.id for m in CFG.models if m.source.kind == "train")
 DOWNLOADED_MODELS = _id_pattern(m.id for m in CFG.models if m.source.kind != "train")
 
-COMPRESSED_EXPERIMENTS = [
-    e.id for e in CFG.experiments if e.compression.algorithm != "none"
-]
+# Core ML-side algorithms compress the fp16 package (rule compress); torch-side ones
+# compress the fp32 model before conversion (rule compress_torch).
+COREML_EXPERIMENTS = [e.id for e in CFG.experiments if e.algorithm().kind == "coreml"]
+TORCH_EXPERIMENTS = [e.id for e in CFG.experiments if e.algorithm().kind == "torch"]
 VARIANT = "{model}/{experiment}/trial{trial}"
 
 
@@ -83,6 +84,11 @@ def model_params(wildcards):
 
 def compression_params(wildcards):
     return CFG.experiment(wildcards.experiment).compression.model_dump(mode="json")
+
+
+def finetune_recipe(wildcards):
+    """The effective fine-tuning recipe (JSON) of one job; None for algorithms that don't train."""
+    return CFG.finetune_recipe(wildcards.model, wildcards.experiment, int(wildcards.trial))
 
 
 def run_params(wildcards):

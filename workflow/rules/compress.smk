@@ -8,7 +8,7 @@ rule compress:
     params:
         compression=compression_params,
     wildcard_constraints:
-        experiment="|".join(re.escape(e) for e in COMPRESSED_EXPERIMENTS) or "^$",
+        experiment=_id_pattern(COREML_EXPERIMENTS),
     resources:
         mem_mb=4000,
     log:

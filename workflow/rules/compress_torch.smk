@@ -1,0 +1,31 @@
+rule compress_torch:
+    input:
+        weights="results/weights/{model}.pth",
+        manifest="results/converted/{model}/fp16.json",
+    output:
+        package=directory(f"results/compressed/{VARIANT}/model.mlpackage"),
+        manifest=f"results/compressed/{VARIANT}/manifest.json",
+    params:
+        compression=compression_params,
+        recipe=finetune_recipe,
+        model=model_params,
+        data=CFG.data.model_dump(mode="json"),
+        conversion=CFG.conversion.model_dump(mode="json"),
+        tracking=CFG.tracking.model_dump(mode="json"),
+        study=CFG.study,
+        # Outside the outputs on purpose: a failed or killed job keeps them to resume from.
+        checkpoint_dir=lambda wildcards: f"results/checkpoints/{VARIANT}".format(**wildcards),
+    wildcard_constraints:
+        experiment=_id_pattern(TORCH_EXPERIMENTS),
+    threads: CFG.training_resources.threads
+    resources:
+        mem_mb=CFG.training_resources.mem_mb,
+        gpu=CFG.training_resources.gpu,
+    log:
+        f"results/logs/compress/{VARIANT}.log",
+    benchmark:
+        f"results/benchmarks/compress/{VARIANT}.tsv"
+    conda:
+        "../../envs/coreml-bench.yaml"
+    script:
+        "../scripts/compress_torch.py"
