@@ -37,6 +37,14 @@ class NoCompression(StrictModel):
         return "iOS16"
 
 
+def check_group_size(granularity: str, group_size: int | None) -> None:
+    """Palettization: a group size goes with per_grouped_channel and only with it."""
+    if granularity == "per_grouped_channel" and group_size is None:
+        raise ValueError("group_size is required when granularity is 'per_grouped_channel'")
+    if granularity == "per_tensor" and group_size is not None:
+        raise ValueError(f"group_size={group_size} is only valid with per_grouped_channel")
+
+
 class PalettizeKmeans(StrictModel):
     """Data-free k-means palettization (``coremltools.optimize.coreml.palettize_weights``)."""
 
@@ -49,10 +57,7 @@ class PalettizeKmeans(StrictModel):
 
     @model_validator(mode="after")
     def _group_size_matches_granularity(self) -> PalettizeKmeans:
-        if self.granularity == "per_grouped_channel" and self.group_size is None:
-            raise ValueError("group_size is required when granularity is 'per_grouped_channel'")
-        if self.granularity == "per_tensor" and self.group_size is not None:
-            raise ValueError(f"group_size={self.group_size} is only valid with per_grouped_channel")
+        check_group_size(self.granularity, self.group_size)
         return self
 
     def label(self) -> str:

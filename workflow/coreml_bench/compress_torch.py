@@ -22,7 +22,7 @@ from typing import Any, ClassVar, Literal
 
 from pydantic import Field, model_validator
 
-from .compress import ALGORITHMS, Algorithm, compression_record
+from .compress import ALGORITHMS, Algorithm, check_group_size, compression_record
 from .schema_base import StrictModel
 from .train import TrainingRecipe
 
@@ -91,13 +91,35 @@ class _Finetuned(_TorchParams):
         return True
 
 
-class PalettizeDKM(_Finetuned):
+class _Palettization(_TorchParams):
+    """The palettization fields every torch-side palettizer shares."""
+
+    n_bits: Literal[1, 2, 3, 4, 6, 8] = 4
+    granularity: Granularity = "per_tensor"
+    group_size: int | None = Field(default=None, gt=0)
+
+    @model_validator(mode="after")
+    def _group_size_matches_granularity(self) -> _Palettization:
+        check_group_size(self.granularity, self.group_size)
+        return self
+
+    def palettization_config(self) -> dict[str, Any]:
+        """These fields as a coremltools ``Module...PalettizerConfig`` dict."""
+        config: dict[str, Any] = {"n_bits": self.n_bits, "granularity": self.granularity}
+        if self.group_size is not None:
+            config["group_size"] = self.group_size
+        return config
+
+    def label(self) -> str:
+        suffix = f", group {self.group_size}" if self.granularity == "per_grouped_channel" else ""
+        return f"{self.n_bits} bit{suffix}"
+
+
+class PalettizeDKM(_Finetuned, _Palettization):
     """Differentiable k-means palettization during fine-tuning (``DKMPalettizer``)."""
 
     algorithm: Literal["palettize_dkm"] = "palettize_dkm"
     n_bits: Literal[1, 2, 3, 4, 6, 8] = 2
-    granularity: Granularity = "per_tensor"
-    group_size: int | None = Field(default=None, gt=0)
     weight_threshold: int = Field(default=2048, ge=0)
     milestone: int = Field(default=0, ge=0, description="step at which palettization starts")
     module_overrides: dict[str, dict[str, Any] | None] = Field(
@@ -108,27 +130,17 @@ class PalettizeDKM(_Finetuned):
 
     def coremltools_dict(self) -> dict[str, Any]:
         global_config = {
-            "n_bits": self.n_bits,
-            "granularity": self.granularity,
+            **self.palettization_config(),
             "weight_threshold": self.weight_threshold,
             "milestone": self.milestone,
         }
-        if self.group_size is not None:
-            global_config["group_size"] = self.group_size
         return {"global_config": global_config, "module_name_configs": self.module_overrides}
 
-    def label(self) -> str:
-        suffix = f", group {self.group_size}" if self.granularity == "per_grouped_channel" else ""
-        return f"{self.n_bits} bit{suffix}"
 
-
-class PalettizeSKM(_TorchParams):
+class PalettizeSKM(_Palettization):
     """Sensitive k-means: Fisher-weighted k-means from calibration data (``SKMPalettizer``)."""
 
     algorithm: Literal["palettize_skm"] = "palettize_skm"
-    n_bits: Literal[1, 2, 3, 4, 6, 8] = 4
-    granularity: Granularity = "per_tensor"
-    group_size: int | None = Field(default=None, gt=0)
     num_calibration_samples: int = Field(default=128, gt=0, description="the seeds use 128")
     loss: Literal["cross_entropy", "kl_divergence"] = Field(
         default="cross_entropy",
@@ -139,38 +151,26 @@ class PalettizeSKM(_TorchParams):
     config_class_path = "coremltools.optimize.torch.palettization.SKMPalettizerConfig"
 
     def coremltools_dict(self) -> dict[str, Any]:
-        global_config: dict[str, Any] = {"n_bits": self.n_bits, "granularity": self.granularity}
-        if self.group_size is not None:
-            global_config["group_size"] = self.group_size
         return {
-            "global_config": global_config,
+            "global_config": self.palettization_config(),
             "calibration_nsamples": self.num_calibration_samples,
         }
-
-    def label(self) -> str:
-        return f"{self.n_bits} bit"
 
     def needs_training_data(self) -> bool:
         return True
 
 
-class PalettizeTorchPostTraining(_TorchParams):
+class PalettizeTorchPostTraining(_Palettization):
     """Data-free k-means on the torch model (``PostTrainingPalettizer``)."""
 
     algorithm: Literal["palettize_torch_post_training"] = "palettize_torch_post_training"
-    n_bits: Literal[1, 2, 3, 4, 6, 8] = 4
-    granularity: Granularity = "per_tensor"
-    group_size: int | None = Field(default=None, gt=0)
     config_class_path = "coremltools.optimize.torch.palettization.PostTrainingPalettizerConfig"
 
     def coremltools_dict(self) -> dict[str, Any]:
-        global_config: dict[str, Any] = {"n_bits": self.n_bits, "granularity": self.granularity}
-        if self.group_size is not None:
-            global_config["group_size"] = self.group_size
-        return {"global_config": global_config}
+        return {"global_config": self.palettization_config()}
 
     def label(self) -> str:
-        return f"{self.n_bits} bit (torch)"
+        return f"{super().label()} (torch)"
 
 
 class QuantizeTorchPostTraining(_TorchParams):
