@@ -147,6 +147,7 @@ def pareto_plot(records: list[dict[str, Any]], path: Path) -> None:
             label=("config_label", "first"),
             algorithm=("algorithm", "first"),
             algorithm_display=("algorithm_display", "first"),
+            workflow=("workflow", "first"),
             ratio=("ratio_package", "mean"),
             top1=("top1", "mean"),
             top1_std=("top1", "std"),
@@ -188,14 +189,14 @@ def pareto_plot(records: list[dict[str, Any]], path: Path) -> None:
     for algorithm, marker in MARKERS.items():
         shown = grouped[grouped["algorithm"] == algorithm]
         if not shown.empty:
-            ax.plot(
-                [],
-                [],
-                marker=marker,
-                color="grey",
-                ls="none",
-                label=shown["algorithm_display"].iloc[0] if algorithm != "none" else "Float16",
+            first = shown.iloc[0]
+            # Post-training and training-time variants of one method share a display name.
+            label = (
+                "Float16"
+                if algorithm == "none"
+                else f"{first['algorithm_display']} ({first['workflow'].lower()})"
             )
+            ax.plot([], [], marker=marker, color="grey", ls="none", label=label)
     backends = ", ".join(sorted(grouped["backend"].unique()))
     n_images = int(frame["n_images"].iloc[0])
     ax.set_xlabel("compression ratio vs fp16 package (higher is smaller)")
