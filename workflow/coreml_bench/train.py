@@ -16,6 +16,7 @@ import json
 import logging
 import math
 import os
+import sys
 import tempfile
 from collections.abc import Callable
 from pathlib import Path
@@ -300,7 +301,14 @@ def train(
         model.train()
         loss_sum = 0.0
         batches = iter(loader)
-        bar = tqdm(range(steps), desc=f"epoch {epoch + 1}", leave=False, disable=not progress)
+        bar = tqdm(
+            range(steps),
+            desc=f"epoch {epoch + 1}",
+            leave=False,
+            disable=not progress,
+            # In a job's log file (not a terminal) a line every few seconds is plenty.
+            mininterval=0.1 if sys.stderr.isatty() else 5.0,
+        )
         for step in bar:
             images, labels = next(batches)
             images, labels = images.to(device), labels.to(device)
