@@ -1,0 +1,20 @@
+#!/usr/bin/env bash
+# The one install command (README, .ci/run): a venv with the pinned requirements and this
+# package, plus the Fashion-MNIST data set the training-time study and the tests use.
+# torch 2.14.1 / torchvision 0.29.1 are pinned; where pip finds them on local disk, it uses them.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+if [ ! -f /usr/share/datasets/fashion-mnist/train-images-idx3-ubyte.gz ]; then
+  if command -v apt-get >/dev/null 2>&1; then
+    as_root=""
+    [ "$(id -u)" -eq 0 ] || as_root="sudo"
+    $as_root apt-get update -qq
+    DEBIAN_FRONTEND=noninteractive $as_root apt-get install -y -qq dataset-fashion-mnist
+  else
+    echo "note: no apt-get; install Fashion-MNIST yourself for config/fashion-mnist.yaml" >&2
+  fi
+fi
+
+python3.11 -m venv .venv
+.venv/bin/pip install -q -c envs/constraints.txt -r envs/requirements.txt -e .
