@@ -111,6 +111,14 @@ def test_mlflow_has_every_run_with_artifacts(finished_run: Path) -> None:
         assert any(p.endswith(".mlpackage") for p in artifacts), artifacts
 
 
+def test_report_is_a_browsable_html_page_with_the_tables_and_plot(finished_run: Path) -> None:
+    report = finished_run / "report.html"
+    run_snakemake(finished_run, "--report", str(report))
+    html = report.read_text()
+    assert html.lstrip().lower().startswith("<!doctype html")
+    assert "summary.csv" in html and "pareto.png" in html
+
+
 def test_second_run_is_a_noop(finished_run: Path) -> None:
     before = _outputs(finished_run)
     result = run_snakemake(finished_run)
