@@ -45,6 +45,38 @@ def check_group_size(granularity: str, group_size: int | None) -> None:
         raise ValueError(f"group_size={group_size} is only valid with per_grouped_channel")
 
 
+def check_block_size(granularity: str, block_size: int | None) -> None:
+    """Linear quantization: a block size goes with per_block and only with it."""
+    if granularity == "per_block" and block_size is None:
+        raise ValueError("block_size is required when granularity is 'per_block'")
+    if granularity != "per_block" and block_size is not None:
+        raise ValueError(f"block_size={block_size} is only valid with per_block")
+
+
+def linear_quantization_label(dtype: str, granularity: str, block_size: int | None) -> str:
+    if granularity == "per_block":
+        return f"{dtype} per-block {block_size}"
+    return f"{dtype} {granularity.replace('_', '-')}"
+
+
+def linear_quantization_target(dtype: str, granularity: str) -> str:
+    """4-bit types and per-block scales arrived with iOS18."""
+    return "iOS18" if dtype in ("int4", "uint4") or granularity == "per_block" else "iOS16"
+
+
+def check_sparsity_or_n_m(target_sparsity: float | None, n_m: tuple[int, int] | None) -> None:
+    if (target_sparsity is None) == (n_m is None):
+        raise ValueError("set exactly one of target_sparsity or n_m")
+    if n_m is not None and not 0 < n_m[0] < n_m[1]:
+        raise ValueError(f"n_m={list(n_m)} must satisfy 0 < n < m")
+
+
+def sparsity_label(target_sparsity: float | None, n_m: tuple[int, int] | None) -> str:
+    if n_m is not None:
+        return f"{n_m[0]}:{n_m[1]} sparsity"
+    return f"Unstructured Sparsity {round(100 * (target_sparsity or 0))}%"
+
+
 class PalettizeKmeans(StrictModel):
     """Data-free k-means palettization (``coremltools.optimize.coreml.palettize_weights``)."""
 
@@ -80,20 +112,14 @@ class QuantizeLinear(StrictModel):
 
     @model_validator(mode="after")
     def _block_size_matches_granularity(self) -> QuantizeLinear:
-        if self.granularity == "per_block" and self.block_size is None:
-            raise ValueError("block_size is required when granularity is 'per_block'")
-        if self.granularity != "per_block" and self.block_size is not None:
-            raise ValueError(f"block_size={self.block_size} is only valid with per_block")
+        check_block_size(self.granularity, self.block_size)
         return self
 
     def label(self) -> str:
-        if self.granularity == "per_block":
-            return f"{self.dtype} per-block {self.block_size}"
-        return f"{self.dtype} {self.granularity.replace('_', '-')}"
+        return linear_quantization_label(self.dtype, self.granularity, self.block_size)
 
     def minimum_target(self) -> str:
-        four_bit = self.dtype in ("int4", "uint4")
-        return "iOS18" if four_bit or self.granularity == "per_block" else "iOS16"
+        return linear_quantization_target(self.dtype, self.granularity)
 
 
 class PruneMagnitude(StrictModel):
@@ -106,16 +132,11 @@ class PruneMagnitude(StrictModel):
 
     @model_validator(mode="after")
     def _one_of_sparsity_or_n_m(self) -> PruneMagnitude:
-        if (self.target_sparsity is None) == (self.n_m is None):
-            raise ValueError("set exactly one of target_sparsity or n_m")
-        if self.n_m is not None and not 0 < self.n_m[0] < self.n_m[1]:
-            raise ValueError(f"n_m={list(self.n_m)} must satisfy 0 < n < m")
+        check_sparsity_or_n_m(self.target_sparsity, self.n_m)
         return self
 
     def label(self) -> str:
-        if self.n_m is not None:
-            return f"{self.n_m[0]}:{self.n_m[1]} sparsity"
-        return f"Unstructured Sparsity {round(100 * (self.target_sparsity or 0))}%"
+        return sparsity_label(self.target_sparsity, self.n_m)
 
     def minimum_target(self) -> str:
         return "iOS16"

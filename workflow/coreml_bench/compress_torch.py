@@ -22,7 +22,17 @@ from typing import Any, ClassVar, Literal
 
 from pydantic import Field, model_validator
 
-from .compress import ALGORITHMS, Algorithm, check_group_size, compression_record
+from .compress import (
+    ALGORITHMS,
+    Algorithm,
+    check_block_size,
+    check_group_size,
+    check_sparsity_or_n_m,
+    compression_record,
+    linear_quantization_label,
+    linear_quantization_target,
+    sparsity_label,
+)
 from .schema_base import StrictModel
 from .train import TrainingRecipe
 
@@ -183,6 +193,11 @@ class QuantizeTorchPostTraining(_TorchParams):
     quantization_scheme: Literal["symmetric", "affine"] = "symmetric"
     config_class_path = "coremltools.optimize.torch.quantization.PostTrainingQuantizerConfig"
 
+    @model_validator(mode="after")
+    def _block_size_matches_granularity(self) -> QuantizeTorchPostTraining:
+        check_block_size(self.granularity, self.block_size)
+        return self
+
     def coremltools_dict(self) -> dict[str, Any]:
         global_config: dict[str, Any] = {
             "weight_dtype": self.weight_dtype,
@@ -194,11 +209,11 @@ class QuantizeTorchPostTraining(_TorchParams):
         return {"global_config": global_config}
 
     def label(self) -> str:
-        return f"{self.weight_dtype} {self.granularity.replace('_', '-')} (torch)"
+        label = linear_quantization_label(self.weight_dtype, self.granularity, self.block_size)
+        return f"{label} (torch)"
 
     def minimum_target(self) -> str:
-        four_bit = self.weight_dtype in ("int4", "uint4")
-        return "iOS18" if four_bit or self.granularity == "per_block" else "iOS16"
+        return linear_quantization_target(self.weight_dtype, self.granularity)
 
 
 class PruneMagnitudeTraining(_Finetuned):
@@ -223,10 +238,7 @@ class PruneMagnitudeTraining(_Finetuned):
 
     @model_validator(mode="after")
     def _schedule_in_order(self) -> PruneMagnitudeTraining:
-        if (self.target_sparsity is None) == (self.n_m is None):
-            raise ValueError("set exactly one of target_sparsity or n_m")
-        if self.n_m is not None and not 0 < self.n_m[0] < self.n_m[1]:
-            raise ValueError(f"n_m={list(self.n_m)} must satisfy 0 < n < m")
+        check_sparsity_or_n_m(self.target_sparsity, self.n_m)
         if self.end_step <= self.begin_step:
             raise ValueError(f"end_step={self.end_step} must be > begin_step={self.begin_step}")
         return self
@@ -247,9 +259,7 @@ class PruneMagnitudeTraining(_Finetuned):
         return {"global_config": global_config}
 
     def label(self) -> str:
-        if self.n_m is not None:
-            return f"{self.n_m[0]}:{self.n_m[1]} sparsity"
-        return f"Unstructured Sparsity {round(100 * (self.target_sparsity or 0))}%"
+        return sparsity_label(self.target_sparsity, self.n_m)
 
 
 class QuantizeQAT(_Finetuned):
