@@ -135,7 +135,7 @@ def compress_job(smk: Any) -> None:
 def compress_torch_job(smk: Any) -> None:
     from .compress_torch import compress_with_torch
     from .manifest import read_json
-    from .tracking import EpochLogger
+    from .tracking import ARTIFACT_ROOT, LOCK_PATH, EpochLogger
     from .train import TrainingRecipe
 
     with job_logging(smk.log[0]):
@@ -148,12 +148,12 @@ def compress_torch_job(smk: Any) -> None:
             logger = EpochLogger(
                 tracking_uri=tracking["uri"],
                 study=smk.params.study,
-                artifact_root=Path("results/mlflow/artifacts"),
+                artifact_root=ARTIFACT_ROOT,
                 model_id=context["model"],
                 experiment_id=context["experiment"],
                 trial=context["trial"],
                 fingerprint=TrainingRecipe.model_validate(recipe).fingerprint(),
-                lock_path=Path("results/mlflow/.lock"),
+                lock_path=LOCK_PATH,
             )
         try:
             compress_with_torch(

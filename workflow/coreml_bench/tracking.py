@@ -45,6 +45,11 @@ SUPERSEDED_TAG = f"{TAG}.superseded"
 TRUNCATED_TAG = f"{TAG}.truncated_params"
 PARENT_TAG = "mlflow.parentRunId"
 
+# Where jobs (run in the workflow's working directory) keep MLflow's artifacts and the lock
+# file that serialises writers: every writer must use the same lock.
+ARTIFACT_ROOT = Path("results/mlflow/artifacts")
+LOCK_PATH = Path("results/mlflow/.lock")
+
 # MLflow's own limits (mlflow.utils.validation); exceeding them makes the whole batch fail.
 MAX_PARAM_LENGTH = 6000
 MAX_TAG_LENGTH = 8000
@@ -271,6 +276,34 @@ def _normalise_files(
     return out
 
 
+def _with_locked_client(
+    tracking_uri: str,
+    lock_path: Path | None,
+    action: Callable[[MlflowClient], T],
+    max_attempts: int = 8,
+) -> T:
+    """``action(client)`` under the writers' lock file, retried on sqlite lock contention.
+
+    A fresh client per attempt: its store (and first-use migrations) is created under the
+    lock, and a failed attempt leaves no half-open connection behind.
+    """
+    _ensure_sqlite_parent(tracking_uri)
+    lock: AbstractContextManager[Any] = nullcontext()
+    if lock_path is not None:
+        from filelock import FileLock
+
+        Path(lock_path).parent.mkdir(parents=True, exist_ok=True)
+        lock = FileLock(os.fspath(lock_path))
+
+    def attempt() -> T:
+        from mlflow.tracking import MlflowClient
+
+        with lock:
+            return action(MlflowClient(tracking_uri))
+
+    return with_retries(attempt, max_attempts)
+
+
 def log_variant_run(
     *,
     tracking_uri: str,
@@ -329,66 +362,52 @@ def log_variant_run(
     if truncated:
         child_tags[TRUNCATED_TAG] = ",".join(truncated)[:MAX_TAG_LENGTH]
 
-    _ensure_sqlite_parent(tracking_uri)
-    lock: AbstractContextManager[Any] = nullcontext()
-    if lock_path is not None:
-        from filelock import FileLock
-
-        Path(lock_path).parent.mkdir(parents=True, exist_ok=True)
-        lock = FileLock(os.fspath(lock_path))
-
-    def attempt() -> dict[str, str]:
-        from mlflow.tracking import MlflowClient
-
-        with lock:
-            # A fresh client per attempt: its store (and first-use migrations) is created
-            # under the lock, and a failed attempt leaves no half-open connection behind.
-            client = MlflowClient(tracking_uri)
-            mlflow_experiment = _get_or_create_experiment(client, study, Path(artifact_root))
-            parent_id = _get_or_create_parent(client, mlflow_experiment, model_id)
-            # Earlier variant runs of this key (a training job's streamed run shares the key
-            # but is not a version of the variant run: it is never superseded).
-            siblings = [
-                run
-                for run in _search_all(
-                    client, mlflow_experiment, f"tags.`{RUN_KEY_TAG}` = {_quote(run_key)}"
-                )
-                if run.data.tags.get(ROLE_TAG) != "training"
-            ]
-            live = next(
-                (
-                    run
-                    for run in siblings
-                    if run.data.tags.get(HASH_TAG) == digest
-                    and run.info.status == "FINISHED"
-                    and run.data.tags.get(SUPERSEDED_TAG) != "true"
-                ),
-                None,
+    def log_run(client: MlflowClient) -> dict[str, str]:
+        mlflow_experiment = _get_or_create_experiment(client, study, Path(artifact_root))
+        parent_id = _get_or_create_parent(client, mlflow_experiment, model_id)
+        # Earlier variant runs of this key (a training job's streamed run shares the key
+        # but is not a version of the variant run: it is never superseded).
+        siblings = [
+            run
+            for run in _search_all(
+                client, mlflow_experiment, f"tags.`{RUN_KEY_TAG}` = {_quote(run_key)}"
             )
-            reused = live is not None
-            if live is not None:
-                run_id = str(live.info.run_id)
-            else:
-                run = client.create_run(
-                    mlflow_experiment,
-                    run_name=f"{experiment_id}/trial{trial}",
-                    tags={**child_tags, PARENT_TAG: parent_id},
-                )
-                run_id = str(run.info.run_id)
+            if run.data.tags.get(ROLE_TAG) != "training"
+        ]
+        live = next(
+            (
+                run
+                for run in siblings
+                if run.data.tags.get(HASH_TAG) == digest
+                and run.info.status == "FINISHED"
+                and run.data.tags.get(SUPERSEDED_TAG) != "true"
+            ),
+            None,
+        )
+        reused = live is not None
+        if live is not None:
+            run_id = str(live.info.run_id)
+        else:
+            run = client.create_run(
+                mlflow_experiment,
+                run_name=f"{experiment_id}/trial{trial}",
+                tags={**child_tags, PARENT_TAG: parent_id},
+            )
+            run_id = str(run.info.run_id)
+            try:
+                _log_child_contents(client, run_id, flat, metrics, files, dirs, step_metrics)
+            except BaseException:
                 try:
-                    _log_child_contents(client, run_id, flat, metrics, files, dirs, step_metrics)
-                except BaseException:
-                    try:
-                        client.set_terminated(run_id, "FAILED")
-                    except Exception:  # the original error matters more than this one
-                        log.exception("could not mark MLflow run %s FAILED", run_id)
-                    raise
-                client.set_terminated(run_id, "FINISHED")
-            # Supersede only once the new run is complete, so a failure never leaves a key
-            # without a live run; doing it on reuse too heals an interrupted earlier call.
-            for run in siblings:
-                if run.info.run_id != run_id and run.data.tags.get(SUPERSEDED_TAG) != "true":
-                    client.set_tag(run.info.run_id, SUPERSEDED_TAG, "true")
+                    client.set_terminated(run_id, "FAILED")
+                except Exception:  # the original error matters more than this one
+                    log.exception("could not mark MLflow run %s FAILED", run_id)
+                raise
+            client.set_terminated(run_id, "FINISHED")
+        # Supersede only once the new run is complete, so a failure never leaves a key
+        # without a live run; doing it on reuse too heals an interrupted earlier call.
+        for run in siblings:
+            if run.info.run_id != run_id and run.data.tags.get(SUPERSEDED_TAG) != "true":
+                client.set_tag(run.info.run_id, SUPERSEDED_TAG, "true")
         return {
             "run_id": run_id,
             "parent_run_id": parent_id,
@@ -398,7 +417,7 @@ def log_variant_run(
             "reused": "true" if reused else "false",
         }
 
-    return with_retries(attempt, max_attempts)
+    return _with_locked_client(tracking_uri, lock_path, log_run, max_attempts)
 
 
 class EpochLogger:
@@ -434,19 +453,8 @@ class EpochLogger:
         self.run_key = f"{model_id}/{experiment_id}/trial{trial}"
         self.run_id: str | None = None
 
-    def _locked(self, action: Callable[[Any], T]) -> T:
-        from filelock import FileLock
-
-        _ensure_sqlite_parent(self.tracking_uri)
-        self.lock_path.parent.mkdir(parents=True, exist_ok=True)
-
-        def attempt() -> T:
-            from mlflow.tracking import MlflowClient
-
-            with FileLock(os.fspath(self.lock_path)):
-                return action(MlflowClient(self.tracking_uri))
-
-        return with_retries(attempt)
+    def _locked(self, action: Callable[[MlflowClient], T]) -> T:
+        return _with_locked_client(self.tracking_uri, self.lock_path, action)
 
     def _open(self, client: MlflowClient) -> str:
         experiment = _get_or_create_experiment(client, self.study, self.artifact_root)

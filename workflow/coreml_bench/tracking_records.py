@@ -60,7 +60,7 @@ def track_variant(
     output: Path,
     context: dict[str, Any],
 ) -> dict[str, Any]:
-    from .tracking import log_variant_run
+    from .tracking import ARTIFACT_ROOT, LOCK_PATH, log_variant_run
 
     manifest_data, evaluation_data, profile_data = (
         read_json(manifest),
@@ -78,12 +78,10 @@ def track_variant(
     }
     if manifest_data.get("training_run_id"):
         tags["training_run_id"] = manifest_data["training_run_id"]
-    # Snakemake runs jobs in the working directory whose results/ is the only output root.
-    results_root = Path("results")
     run = log_variant_run(
         tracking_uri=tracking_cfg["uri"],
         study=study,
-        artifact_root=results_root / "mlflow" / "artifacts",
+        artifact_root=ARTIFACT_ROOT,
         model_id=context["model"],
         experiment_id=context["experiment"],
         trial=context["trial"],
@@ -99,7 +97,7 @@ def track_variant(
         ],
         artifact_dirs={package.name: package} if tracking_cfg["log_packages"] else {},
         step_metrics=history_metrics(manifest_data),
-        lock_path=results_root / "mlflow" / ".lock",
+        lock_path=LOCK_PATH,
     )
     record = {"stage": "track", **context, **run, "tags": tags}
     write_json_atomic(output, record)
