@@ -295,20 +295,14 @@ class QuantizeQAT(_Finetuned):
 
 # ---------------------------------------------------------------------------- compressors
 
-StepHook = Callable[[], None]
-
-
-def _weight_modules(model: Any) -> list[tuple[str, Any]]:
-    import torch
-
-    kinds = (torch.nn.modules.conv._ConvNd, torch.nn.Linear)
-    return [(name, m) for name, m in model.named_modules() if isinstance(m, kinds)]
-
 
 def _skip_small_modules(config: Any, model: Any, threshold: int) -> Any:
     """MagnitudePrunerConfig has no weight_threshold: leave small modules out by name."""
-    for name, module in _weight_modules(model):
-        if module.weight.numel() <= threshold and name not in config.module_name_configs:
+    from .weights_roundtrip import _weight_kinds
+
+    for name, module in model.named_modules():
+        small = isinstance(module, _weight_kinds()) and module.weight.numel() <= threshold
+        if small and name not in config.module_name_configs:
             config.set_module_name(name, None)
     return config
 

@@ -443,7 +443,7 @@ def _per_axis(value: Any, x: torch.Tensor, axis: Any) -> torch.Tensor:
 @_op("quantize")
 def _quantize(a: dict[str, Any], batch: int) -> torch.Tensor:
     """clip(round(input / scale) + zero_point) into int8 / uint8 (MIL ``quantize``)."""
-    x = a["x"] if "x" in a else a["input"]
+    x = a["x"]
     dtype = str(_scalar(a["output_dtype"]))
     low, high = (-128, 127) if dtype == "int8" else (0, 255)
     scale = _per_axis(a["scale"], x, a.get("axis"))
@@ -457,7 +457,7 @@ def _quantize(a: dict[str, Any], batch: int) -> torch.Tensor:
 @_op("dequantize")
 def _dequantize(a: dict[str, Any], batch: int) -> torch.Tensor:
     """(input − zero_point) × scale (MIL ``dequantize``)."""
-    x = a["x"] if "x" in a else a["input"]
+    x = a["x"]
     zero = a.get("zero_point")
     if zero is not None:
         x = x - _per_axis(zero, x, a.get("axis"))
@@ -557,6 +557,7 @@ class ProgramExecutor:
         with torch.no_grad():
             for op_type, arguments, outputs, fp16 in self._steps:
                 resolved = {k: _resolve(v, env) for k, v in arguments.items()}
+                # quantize/dequantize name their tensor "input"; every op function reads "x".
                 if "input" in resolved and "x" not in resolved:
                     resolved["x"] = resolved["input"]
                 result = OPS[op_type](resolved, n)
