@@ -18,3 +18,7 @@ fi
 
 python3.11 -m venv .venv
 .venv/bin/pip install -q -c envs/constraints.txt -r envs/requirements.txt -e .
+
+# Test fixture, not a dependency: the deepforest wheel ships four real aerial images with
+# Pascal-VOC boxes (the detection/mAP tests read them straight from the wheel, no install).
+.venv/bin/pip download -q --no-deps deepforest==2.1.0 -d .venv/fixtures
