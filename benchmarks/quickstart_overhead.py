@@ -60,7 +60,7 @@ for model in cfg.models:
         evaluate_package(package=pkg, weights=weights, model_cfg=m,
                          data_cfg=cfg.data.model_dump(mode="json"), backend=cfg.evaluation.backend,
                          output=out / m_id / e_id / "evaluation.json", context=ctx)
-        profile_package(package=pkg, weights=weights, model_cfg=m,
+        profile_package(package=pkg, model_cfg=m,
                         profiling_cfg=cfg.profiling.model_dump(mode="json"),
                         output=out / m_id / e_id / "profile.json", context=ctx)
 """

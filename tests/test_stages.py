@@ -61,7 +61,6 @@ def test_coreml_backends_refuse_clearly_off_macos(tmp_path: Path) -> None:
     with pytest.raises(BackendUnavailableError, match="needs darwin"):
         profile.profile_package(
             package=tmp_path / "x.mlpackage",
-            weights=tmp_path / "w.pth",
             model_cfg={},
             profiling_cfg={"backend": "coreml"},
             output=tmp_path / "out.json",
@@ -103,7 +102,16 @@ def _variant_files(root: Path, experiment: str, trial: int, top1: float, ratio: 
     evaluation = root / f"{experiment}-{trial}-eval.json"
     write_json_atomic(
         evaluation,
-        {"backend": "weights-torch", "metrics": {"top1": top1, "top5": 99.0, "n_images": 20}},
+        {
+            "backend": "weights-torch",
+            "metrics": {
+                "metric": "Top-1 (%)",
+                "accuracy": top1,
+                "top1": top1,
+                "top5": 99.0,
+                "n_images": 20,
+            },
+        },
     )
     prof = root / f"{experiment}-{trial}-profile.json"
     write_json_atomic(

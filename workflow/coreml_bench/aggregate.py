@@ -70,8 +70,10 @@ def collect(
                 "ratio_package": 1.0 if baseline else manifest["compression_ratio_package"],
                 "ratio_weights": 1.0 if baseline else manifest["compression_ratio_weights"],
                 "package_mb": manifest["package_bytes"] / 1e6,
-                "top1": evaluation["metrics"]["top1"],
-                "top5": evaluation["metrics"]["top5"],
+                # The model's headline metric: top-1 % (classification) or mAP % (COCO).
+                "accuracy": evaluation["metrics"]["accuracy"],
+                "metric": evaluation["metrics"]["metric"],
+                "top5": evaluation["metrics"].get("top5"),
                 "n_images": evaluation["metrics"]["n_images"],
                 "accuracy_backend": evaluation["backend"],
                 "latency_ms": latency["latency_median_ms"],
@@ -103,11 +105,12 @@ def summary_table(records: list[dict[str, Any]]) -> Any:
                 "Config": first["config_label"],
                 "Optimization Algorithm": first["algorithm_display"],
                 "Compression Ratio": f"{group['ratio_package'].mean():.2f}",
-                "Accuracy": _mean_std(group["top1"].tolist()),
+                "Accuracy": _mean_std(group["accuracy"].tolist()),
                 "Latency (ms)": _mean_std(group["latency_ms"].tolist(), digits=3),
                 "Optimization Workflow": first["workflow"],
                 "Ratio (weight.bin)": f"{group['ratio_weights'].mean():.2f}",
-                "Top-5": _mean_std(group["top5"].tolist()),
+                "Metric": first["metric"],
+                "Top-5": _mean_std(group["top5"].tolist()) if group["top5"].notna().all() else "",
                 "Size (MB)": f"{group['package_mb'].mean():.2f}",
                 "Torch Top-1": (
                     _mean_std(group["torch_top1"].tolist())
@@ -149,8 +152,8 @@ def pareto_plot(records: list[dict[str, Any]], path: Path) -> None:
             algorithm_display=("algorithm_display", "first"),
             workflow=("workflow", "first"),
             ratio=("ratio_package", "mean"),
-            top1=("top1", "mean"),
-            top1_std=("top1", "std"),
+            accuracy=("accuracy", "mean"),
+            accuracy_std=("accuracy", "std"),
             backend=("accuracy_backend", "first"),
         )
         .reset_index()
@@ -162,17 +165,17 @@ def pareto_plot(records: list[dict[str, Any]], path: Path) -> None:
         ordered = group.sort_values("ratio")
         frontier, best = [], -1.0
         for _, point in ordered.iloc[::-1].iterrows():  # highest ratio first
-            if point["top1"] > best:
+            if point["accuracy"] > best:
                 frontier.append(point)
-                best = point["top1"]
+                best = point["accuracy"]
         if len(frontier) > 1:
             front = pd.DataFrame(frontier).sort_values("ratio")
-            ax.plot(front["ratio"], front["top1"], color=colour, alpha=0.4, lw=1)
+            ax.plot(front["ratio"], front["accuracy"], color=colour, alpha=0.4, lw=1)
         for _, point in group.iterrows():
             ax.errorbar(
                 point["ratio"],
-                point["top1"],
-                yerr=0 if pd.isna(point["top1_std"]) else point["top1_std"],
+                point["accuracy"],
+                yerr=0 if pd.isna(point["accuracy_std"]) else point["accuracy_std"],
                 marker=MARKERS.get(point["algorithm"], "D"),
                 color=colour,
                 ms=8,
@@ -180,7 +183,7 @@ def pareto_plot(records: list[dict[str, Any]], path: Path) -> None:
             )
             ax.annotate(
                 point["label"],
-                (point["ratio"], point["top1"]),
+                (point["ratio"], point["accuracy"]),
                 fontsize=7,
                 xytext=(4, 4),
                 textcoords="offset points",
@@ -200,7 +203,8 @@ def pareto_plot(records: list[dict[str, Any]], path: Path) -> None:
     backends = ", ".join(sorted(grouped["backend"].unique()))
     n_images = int(frame["n_images"].iloc[0])
     ax.set_xlabel("compression ratio vs fp16 package (higher is smaller)")
-    ax.set_ylabel(f"top-1 accuracy (%) on {n_images} images")
+    metrics = " / ".join(frame["metric"].unique())
+    ax.set_ylabel(f"{metrics} on {n_images} images")
     ax.set_title(f"Accuracy vs compression (accuracy backend: {backends})")
     ax.grid(alpha=0.3)
     ax.legend(fontsize=8, loc="best")
@@ -228,7 +232,8 @@ def aggregate(
     _write_text_atomic(table_csv, table.to_csv(index=False))
     backends = sorted({r["latency_backend"] + " (" + r["latency_device"] + ")" for r in records})
     note = (
-        "\n\nAccuracy: top-1 % of the compressed Core ML artifact, measured by the backend "
+        "\n\nAccuracy: the 'Metric' (top-1 % or COCO mAP %) of the compressed Core ML "
+        "artifact, measured by the backend "
         "named in 'Accuracy Backend'. Latency: median of batch-1 predictions measured by "
         f"{'; '.join(backends)}: host latency is not device latency.\n"
     )

@@ -57,12 +57,71 @@ class Preprocessing(StrictModel):
         return self
 
 
+class FoolboxSampleData(StrictModel):
+    """The 20 real ImageNet validation images shipped in the foolbox wheel (offline)."""
+
+    kind: Literal["foolbox_imagenet_sample"] = "foolbox_imagenet_sample"
+
+
+class ImageFolderData(StrictModel):
+    """An ImageNet-style folder: one sub-folder per class, sorted names = class indices."""
+
+    kind: Literal["imagenet_folder"] = "imagenet_folder"
+    path: Path
+
+
+class ImageNetFlatData(StrictModel):
+    """ImageNet validation images in one folder (ILSVRC2012_val_00000001.JPEG, ...) + labels."""
+
+    kind: Literal["imagenet_flat"] = "imagenet_flat"
+    images: Path = Field(description="folder of ILSVRC2012_val_XXXXXXXX.JPEG images")
+    labels: Path = Field(
+        description="the ILSVRC2012_devkit_t12 folder or .tar.gz, or a text file of "
+        "'<filename> <index>' lines (0-based class indices, the caffe val.txt convention)"
+    )
+
+
+class FashionMnistData(StrictModel):
+    """Fashion-MNIST IDX files, as Debian's ``dataset-fashion-mnist`` package installs them."""
+
+    kind: Literal["fashion_mnist"] = "fashion_mnist"
+    root: Path = Path("/usr/share/datasets/fashion-mnist")
+    split: Literal["train", "test"] = "test"
+
+
+class FashionMnistTrainingData(FashionMnistData):
+    """Fashion-MNIST as training data: the same files, the train split by default."""
+
+    split: Literal["train", "test"] = "train"
+
+
+class CocoData(StrictModel):
+    """COCO-style detection data: an image folder and its instances json (e.g. val2017)."""
+
+    kind: Literal["coco"] = "coco"
+    images: Path = Field(description="folder of the images the json lists (e.g. val2017/)")
+    annotations: Path = Field(description="instances json, e.g. instances_val2017.json")
+
+
+EvaluationData = Annotated[
+    FoolboxSampleData | ImageFolderData | ImageNetFlatData | FashionMnistData | CocoData,
+    Field(discriminator="kind"),
+]
+
+
 class ModelConfig(StrictModel):
     id: Identifier
     architecture: str = Field(description="a name from the model registry")
     source: WeightsSource
     display_name: str | None = None
-    num_classes: int = Field(default=1000, gt=0)
+    num_classes: int | None = Field(
+        default=None, gt=0, description="defaults to the architecture's (1000 ImageNet, 80 COCO)"
+    )
+    evaluation_data: EvaluationData | None = Field(
+        default=None,
+        description="this model's evaluation set (e.g. COCO for a detector); "
+        "defaults to data.evaluation",
+    )
     preprocessing: Preprocessing | None = Field(
         default=None, description="defaults to the architecture's own preprocessing"
     )
@@ -110,39 +169,9 @@ class ModelConfig(StrictModel):
         data["display_name"] = self.display_name or ARCHITECTURES[self.architecture].display_name
         data["input_size"] = self.effective_preprocessing().crop_size
         data["in_channels"] = ARCHITECTURES[self.architecture].in_channels
+        data["num_classes"] = self.num_classes or ARCHITECTURES[self.architecture].num_classes
+        data["task"] = ARCHITECTURES[self.architecture].task
         return data
-
-
-class FoolboxSampleData(StrictModel):
-    """The 20 real ImageNet validation images shipped in the foolbox wheel (offline)."""
-
-    kind: Literal["foolbox_imagenet_sample"] = "foolbox_imagenet_sample"
-
-
-class ImageFolderData(StrictModel):
-    """An ImageNet-style folder: one sub-folder per class, sorted names = class indices."""
-
-    kind: Literal["imagenet_folder"] = "imagenet_folder"
-    path: Path
-
-
-class FashionMnistData(StrictModel):
-    """Fashion-MNIST IDX files, as Debian's ``dataset-fashion-mnist`` package installs them."""
-
-    kind: Literal["fashion_mnist"] = "fashion_mnist"
-    root: Path = Path("/usr/share/datasets/fashion-mnist")
-    split: Literal["train", "test"] = "test"
-
-
-class FashionMnistTrainingData(FashionMnistData):
-    """Fashion-MNIST as training data: the same files, the train split by default."""
-
-    split: Literal["train", "test"] = "train"
-
-
-EvaluationData = Annotated[
-    FoolboxSampleData | ImageFolderData | FashionMnistData, Field(discriminator="kind")
-]
 
 
 class DataConfig(StrictModel):
@@ -287,6 +316,8 @@ class WorkflowConfig(StrictModel):
                     f"experiments[{i}].compression: {exp.compression.algorithm!r} needs "
                     "data.training (training or calibration images)"
                 )
+        for i, model in enumerate(self.models):
+            problems += _task_checks(i, model, self)
         problems += _duplicates("models", [m.id for m in self.models])
         problems += _duplicates("experiments", [e.id for e in self.experiments])
         model_ids = {m.id for m in self.models}
@@ -312,6 +343,14 @@ class WorkflowConfig(StrictModel):
     # Lookups used by the Snakefile's input functions and params.
     def model(self, model_id: str) -> ModelConfig:
         return next(m for m in self.models if m.id == model_id)
+
+    def evaluation_data(self, model_id: str) -> dict[str, Any]:
+        """``data`` as JSON with this model's own evaluation set, if it has one."""
+        data = self.data.model_dump(mode="json")
+        override = self.model(model_id).evaluation_data
+        if override is not None:
+            data["evaluation"] = override.model_dump(mode="json")
+        return data
 
     def experiment(self, experiment_id: str) -> ExperimentConfig:
         return next(e for e in self.experiments if e.id == experiment_id)
@@ -342,6 +381,40 @@ class WorkflowConfig(StrictModel):
             trial,
         )
         return recipe.model_dump(mode="json")
+
+
+def _task_checks(i: int, model: ModelConfig, cfg: WorkflowConfig) -> list[str]:
+    """A detector needs COCO data, a classifier must not get it; what a source allows."""
+    problems = []
+    task = ARCHITECTURES[model.architecture].task
+    data = model.evaluation_data or cfg.data.evaluation
+    where = f"models[{i}].evaluation_data" if model.evaluation_data else "data.evaluation"
+    if task == "detection" and data.kind != "coco":
+        problems.append(
+            f"models[{i}] ({model.id!r}) is a detector: {where} must be kind 'coco', "
+            f"got {data.kind!r} (set models[{i}].evaluation_data)"
+        )
+    if task != "detection" and data.kind == "coco":
+        problems.append(f"models[{i}] ({model.id!r}) is a classifier: {where} is COCO data")
+    trains = [
+        e.id
+        for e in cfg.experiments
+        if e.algorithm().kind == "torch" and (e.models is None or model.id in e.models)
+    ]
+    if trains and (task != "classification" or model.source.kind == "coreml_package"):
+        why = "a published Core ML package has no torch checkpoint"
+        if task != "classification":
+            why = f"the training loop is for classifiers, {model.architecture!r} is a {task} model"
+        problems.append(
+            f"models[{i}] ({model.id!r}): training-time experiments {trains} cannot run ({why}); "
+            "restrict them with experiments[].models"
+        )
+    if model.source.kind == "coreml_package" and cfg.evaluation.backend == "weights-torch":
+        problems.append(
+            f"models[{i}].source: a published package has no checkpoint for evaluation.backend "
+            "'weights-torch'; use 'mil-torch' or 'auto'"
+        )
+    return problems
 
 
 def _duplicates(field: str, ids: list[str]) -> list[str]:
@@ -384,10 +457,24 @@ def validate_config(raw: Mapping[str, Any]) -> WorkflowConfig:
 def check_local_paths(cfg: WorkflowConfig) -> None:
     """Paths the run will read must exist before any job starts (not just when it gets there)."""
     problems = []
-    if isinstance(cfg.data.evaluation, ImageFolderData) and not cfg.data.evaluation.path.is_dir():
-        problems.append(
-            f"  data.evaluation.path: folder {str(cfg.data.evaluation.path)!r} does not exist"
-        )
+    evaluation_sets = [("data.evaluation", cfg.data.evaluation)] + [
+        (f"models[{i}].evaluation_data", m.evaluation_data)
+        for i, m in enumerate(cfg.models)
+        if m.evaluation_data is not None
+    ]
+    for where, data in evaluation_sets:
+        folders = {"path": data.path} if isinstance(data, ImageFolderData) else {}
+        files = {}
+        if isinstance(data, ImageNetFlatData):
+            folders, files = {"images": data.images}, {"labels": data.labels}
+        elif isinstance(data, CocoData):
+            folders, files = {"images": data.images}, {"annotations": data.annotations}
+        for field, folder in folders.items():
+            if not folder.is_dir():
+                problems.append(f"  {where}.{field}: folder {str(folder)!r} does not exist")
+        for field, path in files.items():
+            if not path.exists():
+                problems.append(f"  {where}.{field}: {str(path)!r} does not exist")
     for where, data in (("evaluation", cfg.data.evaluation), ("training", cfg.data.training)):
         if isinstance(data, FashionMnistData):
             names = FASHION_MNIST_FILES[data.split]

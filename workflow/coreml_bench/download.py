@@ -17,11 +17,14 @@ import importlib.resources
 import logging
 import os
 import re
+import shutil
+import stat
 import sys
 import tempfile
 import urllib.error
 import urllib.parse
 import urllib.request
+import zipfile
 from collections.abc import Callable, Iterator
 from pathlib import Path, PurePosixPath
 from typing import IO, TYPE_CHECKING
@@ -29,6 +32,7 @@ from typing import IO, TYPE_CHECKING
 from tqdm import tqdm
 
 from .sources import (
+    CoreMLPackageSource,
     LocalFileSource,
     PackageSource,
     RandomInitSource,
@@ -57,6 +61,10 @@ class DownloadError(RuntimeError):
 
 class ChecksumError(DownloadError):
     """The bytes arrived but are not the expected ones; the message names both hashes."""
+
+
+class ArchiveError(ValueError):
+    """A package zip is unsafe (zip-slip, links) or does not hold exactly one .mlpackage."""
 
 
 def sha256_file(path: Path) -> str:
@@ -314,4 +322,95 @@ def fetch_weights(
         "sha256": digest,
         "bytes": dest.stat().st_size,
         "verified": verified,
+    }
+
+
+# Finder metadata that macOS zips carry beside the package; never part of the model.
+_ZIP_JUNK = ("__MACOSX/",)
+
+
+def _package_root(archive: Path, info: zipfile.ZipInfo) -> PurePosixPath | None:
+    """The ``*.mlpackage`` folder a member lies in; refuses members that could escape ``dest``."""
+    name = info.filename
+    path = PurePosixPath(name)
+    mode = info.external_attr >> 16
+    if path.is_absolute() or ".." in path.parts or "\\" in name or name.startswith("~"):
+        raise ArchiveError(f"{archive}: member {name!r} points outside the extraction folder")
+    if stat.S_ISLNK(mode):
+        raise ArchiveError(f"{archive}: member {name!r} is a symbolic link; refused")
+    for i, part in enumerate(path.parts):
+        if part.endswith(".mlpackage"):
+            return PurePosixPath(*path.parts[: i + 1])
+    return None
+
+
+def extract_mlpackage(archive: Path, dest: Path) -> None:
+    """Unpack the one ``.mlpackage`` of a zip to ``dest``, atomically and zip-slip-safe.
+
+    Every member must lie inside that package folder (macOS ``__MACOSX`` metadata is
+    ignored); absolute paths, ``..`` components and symbolic links are refused before a
+    single byte is written. The package is assembled in a temp folder beside ``dest`` and
+    renamed onto it only once it is complete and has a ``Manifest.json``.
+    """
+    archive, dest = Path(archive), Path(dest)
+    with zipfile.ZipFile(archive) as bundle:
+        members = [m for m in bundle.infolist() if not m.filename.startswith(_ZIP_JUNK)]
+        roots = {_package_root(archive, m) for m in members}
+        if None in roots:
+            stray = [m.filename for m in members if _package_root(archive, m) is None][:3]
+            raise ArchiveError(f"{archive}: members outside any .mlpackage folder: {stray}")
+        if len(roots) != 1:
+            raise ArchiveError(
+                f"{archive}: expected exactly one .mlpackage, found {sorted(map(str, roots))}"
+            )
+        root = roots.pop()
+        assert root is not None
+        dest.parent.mkdir(parents=True, exist_ok=True)
+        tmp_dir = Path(tempfile.mkdtemp(dir=dest.parent, prefix=f".{dest.name}."))
+        try:
+            staged = tmp_dir / dest.name
+            staged.mkdir()
+            for member in members:
+                relative = PurePosixPath(member.filename).relative_to(root)
+                target = staged.joinpath(*relative.parts)
+                if member.is_dir():
+                    target.mkdir(parents=True, exist_ok=True)
+                    continue
+                target.parent.mkdir(parents=True, exist_ok=True)
+                with bundle.open(member) as src, open(target, "wb") as out:
+                    shutil.copyfileobj(src, out, CHUNK)
+            if not (staged / "Manifest.json").is_file():
+                raise ArchiveError(f"{archive}: {root} has no Manifest.json; not an .mlpackage")
+            if dest.exists():
+                shutil.rmtree(dest)
+            staged.rename(dest)
+        finally:
+            shutil.rmtree(tmp_dir, ignore_errors=True)
+    log.info("unpacked %s from %s -> %s", root, archive, dest)
+
+
+def fetch_coreml_package(
+    source: CoreMLPackageSource,
+    archive: Path,
+    package: Path,
+    *,
+    url_override: str | None = None,
+) -> dict[str, object]:
+    """Download a published package zip (checksum-verified when pinned) and unpack it."""
+    origin = url_override or source.url
+    digest = download_url(origin, archive, sha256=source.sha256)
+    if source.sha256 is None:
+        log.warning(
+            "UNVERIFIED download: %s has no sha256 in the config; the bytes received have "
+            "sha256 %s - pin it as source.sha256 after checking it",
+            origin,
+            digest,
+        )
+    extract_mlpackage(archive, package)
+    return {
+        "kind": source.kind,
+        "origin": origin,
+        "sha256": digest,
+        "bytes": archive.stat().st_size,
+        "verified": "sha256" if source.sha256 else "none",
     }

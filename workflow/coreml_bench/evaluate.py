@@ -162,10 +162,60 @@ def accuracy(predict: Predictor, loader: Any, *, progress: bool = True) -> dict[
     }
 
 
+def detection_map(
+    predict: Predictor,
+    data_cfg: dict[str, Any],
+    model_cfg: dict[str, Any],
+    *,
+    progress: bool = True,
+) -> dict[str, Any]:
+    """COCO mAP of a detector: decode each batch's output to boxes, score with pycocotools."""
+    from tqdm import tqdm
+
+    from .data import DataError
+    from .detection import category_ids, coco_loader, coco_map, coco_results
+    from .models import ARCHITECTURES
+
+    evaluation = data_cfg["evaluation"]
+    annotations = Path(evaluation["annotations"])
+    preprocessing = model_cfg["preprocessing"]
+    categories = category_ids(annotations)
+    if len(categories) != model_cfg["num_classes"]:
+        raise DataError(
+            f"data.evaluation.annotations {str(annotations)!r} has {len(categories)} categories "
+            f"but model {model_cfg['id']!r} predicts num_classes={model_cfg['num_classes']}"
+        )
+    loader = coco_loader(
+        Path(evaluation["images"]),
+        annotations,
+        input_size=preprocessing["crop_size"],
+        mean=preprocessing["mean"],
+        std=preprocessing["std"],
+        batch_size=data_cfg["batch_size"],
+        limit=data_cfg.get("limit"),
+    )
+    decode = ARCHITECTURES[model_cfg["architecture"]].decode
+    assert decode is not None, "detection architectures register a decode function"
+    detections: list[dict[str, Any]] = []
+    for images, metas in tqdm(loader, desc="evaluate", unit="batch", disable=not progress):
+        for decoded, meta in zip(decode(predict(images)), metas, strict=True):
+            detections += coco_results(
+                meta, decoded["boxes"], decoded["scores"], decoded["labels"], categories
+            )
+    # Score only the images evaluated (data.limit may select a subset).
+    scores = coco_map(annotations, detections, image_ids=loader.dataset.image_ids)
+    return {
+        "metric": "mAP@[.5:.95] (%)",
+        "accuracy": round(100.0 * scores["map"], 4),
+        **scores,
+        "n_images": scores["n_images"],
+    }
+
+
 def evaluate_package(
     *,
     package: Path,
-    weights: Path,
+    weights: Path | None,
     model_cfg: dict[str, Any],
     data_cfg: dict[str, Any],
     backend: str,
@@ -179,21 +229,29 @@ def evaluate_package(
     evaluator = EVALUATORS[name]
     require_platform("evaluation backend", name, evaluator.platforms, "mil-torch")
     timer = StageTimer()
+    if weights is None and name == "weights-torch":
+        raise ValueError("evaluation.backend 'weights-torch' needs the model's checkpoint")
+    detection = model_cfg.get("task", "classification") == "detection"
     with timer.section("load"):
-        loader = evaluation_loader(data_cfg, model_cfg["preprocessing"])
-        predict = evaluator.make_predictor(package, model_cfg, weights)
-    n_images = len(loader.dataset)
-    log.info("evaluating %s on %d images with backend %s", package, n_images, name)
+        predict = evaluator.make_predictor(package, model_cfg, weights)  # type: ignore[arg-type]
+    log.info("evaluating %s with backend %s", package, name)
     with timer.section("evaluate"):
-        metrics = accuracy(predict, loader)
+        if detection:
+            metrics = detection_map(predict, data_cfg, model_cfg)
+            predictions: list[Any] = []
+        else:
+            loader = evaluation_loader(data_cfg, model_cfg["preprocessing"])
+            result = accuracy(predict, loader)
+            predictions = result.pop("predictions")
+            metrics = {"metric": "Top-1 (%)", "accuracy": result["top1"], **result}
     record = {
         "stage": "evaluate",
         **context,
         "backend": name,
         "backend_description": evaluator.description,
         "dataset": {**data_cfg["evaluation"], "n_images": metrics["n_images"]},
-        "metrics": {k: metrics[k] for k in ("top1", "top5", "n_images")},
-        "predictions": metrics["predictions"],
+        "metrics": metrics,
+        "predictions": predictions,
         "host": host_info(),
         "timing": timer.summary(),
         "versions": package_versions(),

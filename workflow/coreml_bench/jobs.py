@@ -72,6 +72,36 @@ def download_job(smk: Any) -> None:
         )
 
 
+def import_package_job(smk: Any) -> None:
+    """A published Core ML package becomes the model's fp16 baseline (in place of convert)."""
+    from .download import fetch_coreml_package
+    from .manifest import StageTimer, package_versions, write_json_atomic
+    from .mlpackage import input_description, package_summary
+    from .sources import CoreMLPackageSource
+
+    with job_logging(smk.log[0]):
+        timer = StageTimer()
+        model_cfg = smk.params.model
+        source = CoreMLPackageSource.model_validate(model_cfg["source"])
+        package = Path(smk.output.package)
+        with timer.section("download"):
+            record = fetch_coreml_package(source, Path(smk.output.archive), package)
+        write_json_atomic(
+            Path(smk.output.manifest),
+            {
+                # "convert" on purpose: downstream stages treat this as the fp16 baseline.
+                "stage": "convert",
+                "model": model_cfg["id"],
+                "package": str(package),
+                "source": record,
+                "input": input_description(package),
+                **package_summary(package),
+                "timing": timer.summary(),
+                "versions": package_versions(),
+            },
+        )
+
+
 def train_baseline_job(smk: Any) -> None:
     from .download import sha256_file
     from .manifest import StageTimer, package_versions, write_json_atomic
@@ -186,9 +216,10 @@ def evaluate_job(smk: Any) -> None:
 
     with job_logging(smk.log[0]):
         _limit_threads(smk.threads)
+        weights = smk.input.get("weights")
         evaluate_package(
             package=Path(smk.input.package),
-            weights=Path(smk.input.weights),
+            weights=Path(weights) if weights else None,
             model_cfg=smk.params.model,
             data_cfg=smk.params.data,
             backend=smk.params.backend,
@@ -204,7 +235,6 @@ def profile_job(smk: Any) -> None:
         # The rule claims all cores for isolation; torch itself uses the configured threads.
         profile_package(
             package=Path(smk.input.package),
-            weights=Path(smk.input.weights),
             model_cfg=smk.params.model,
             profiling_cfg=smk.params.profiling,
             output=Path(smk.output[0]),

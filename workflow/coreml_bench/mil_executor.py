@@ -486,10 +486,43 @@ def unsupported_ops(program: Any) -> list[str]:
     return sorted(found)
 
 
+def batch_hazard(function: Any) -> str | None:
+    """Why running this batch-1 program on N samples at once could mix samples, or None.
+
+    Batching along axis 0 is exact only while every computed tensor keeps the batch as its
+    leading axis and no op reaches across it. Programs that fold the batch into another axis
+    (MobileViT's unfolding reshapes) or transpose it away are run one sample at a time.
+    """
+    for op in function.operations:
+        if _is_constant(op):
+            continue
+        for out in op.outputs:
+            shape = getattr(out, "shape", ())
+            if len(shape) >= 1 and shape[0] != 1:
+                return f"{op.op_type} {out.name!r} has shape {tuple(shape)} (batch axis folded)"
+        inputs = op.inputs
+        rank = len(getattr(inputs.get("x"), "shape", ()) or ())
+        if op.op_type == "transpose" and _int_list(inputs["perm"].val)[0] != 0:
+            return f"transpose {op.outputs[0].name!r} moves the batch axis"
+        if op.op_type == "tile" and _int_list(inputs["reps"].val)[0] != 1:
+            return f"tile {op.outputs[0].name!r} repeats along the batch axis"
+        for key in ("axis", "axes"):
+            var = inputs.get(key)
+            if var is None:
+                if key == "axes" and (op.op_type.startswith("reduce_") or op.op_type == "squeeze"):
+                    return f"{op.op_type} {op.outputs[0].name!r} acts on every axis"
+                continue
+            axes = _int_list(var.val) if var.val is not None else [0]
+            if rank and any(a % rank == 0 for a in axes):
+                return f"{op.op_type} {op.outputs[0].name!r} acts on the batch axis"
+    return None
+
+
 class ProgramExecutor:
     """Callable: float32 batch (N, *input shape[1:]) → the program's first output, batched.
 
     Constants and decompressed weights are prepared once; calls run only the compute ops.
+    Programs whose ops reach across the batch axis run sample by sample (``batch_hazard``).
     """
 
     def __init__(self, package: Path, device: str = "cpu") -> None:
@@ -515,6 +548,9 @@ class ProgramExecutor:
         self.input_name, input_var = next(iter(function.inputs.items()))
         self.input_shape = tuple(int(d) for d in input_var.shape)
         self.output_name = function.outputs[0].name
+        self.batch_hazard = batch_hazard(function)
+        if self.batch_hazard:
+            log.info("%s: running one sample at a time: %s", self.package, self.batch_hazard)
         materialiser = _Materialiser(self.package)
         self._steps: list[tuple[str, dict[str, Any], list[str], list[bool]]] = []
         for op in function.operations:
@@ -552,8 +588,16 @@ class ProgramExecutor:
                 f"{self.package}: input {self.input_name!r} expects (N, {expected}), "
                 f"got {tuple(batch.shape)}"
             )
+        batch = batch.to(self.device, torch.float32)
+        if self.batch_hazard and batch.shape[0] > 1:
+            return torch.cat([self._run(sample[None]) for sample in batch])
+        return self._run(batch)
+
+    def _run(self, batch: torch.Tensor) -> torch.Tensor:
+        import torch
+
         n = int(batch.shape[0])
-        env: dict[str, Any] = {self.input_name: batch.to(self.device, torch.float32)}
+        env: dict[str, Any] = {self.input_name: batch}
         with torch.no_grad():
             for op_type, arguments, outputs, fp16 in self._steps:
                 resolved = {k: _resolve(v, env) for k, v in arguments.items()}

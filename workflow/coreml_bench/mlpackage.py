@@ -80,6 +80,25 @@ def load_spec(package: Path) -> Any:
     return open_package(package, skip_model_load=True).get_spec()
 
 
+def input_description(package: Path) -> dict[str, Any]:
+    """Name, type and shape of a package's (first) input, as its spec declares it.
+
+    Published packages may take an image (Core ML scales and colour-orders it itself) where
+    the workflow's own conversions take a normalised tensor; the manifest says which.
+    """
+    spec = load_spec(package)
+    feature = spec.description.input[0]
+    kind = feature.type.WhichOneof("Type")
+    described: dict[str, Any] = {"name": feature.name, "type": kind}
+    if kind == "imageType":
+        image = feature.type.imageType
+        described["shape"] = [1, 3, int(image.height), int(image.width)]
+        described["color_space"] = image.ColorSpace.Name(image.colorSpace)
+    elif kind == "multiArrayType":
+        described["shape"] = [int(d) for d in feature.type.multiArrayType.shape]
+    return described
+
+
 def package_summary(package: Path) -> dict[str, Any]:
     """What a manifest records about any package: sizes, checksum, op counts."""
     spec = load_spec(package)

@@ -6,12 +6,15 @@ architecture packages are imported inside builders, so the Snakefile can read th
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from .registry import Registry
+
+log = logging.getLogger(__name__)
 
 if TYPE_CHECKING:
     import torch
@@ -33,6 +36,13 @@ class Architecture:
     mean: tuple[float, ...] = IMAGENET_MEAN
     std: tuple[float, ...] = IMAGENET_STD
     interpolation: str = "bilinear"
+    num_classes: int = 1000
+    # Turns a checkpoint meant for part of the network (e.g. a classification backbone) into
+    # this architecture's state dict; the keys it leaves out keep their initialisation.
+    adapt_checkpoint: Callable[[dict[str, Any]], dict[str, Any]] | None = None
+    # Detection only: the network's output tensor → per-image boxes/scores/labels in input
+    # pixels (see ``centernet.decode``).
+    decode: Callable[..., list[dict[str, Any]]] | None = None
     notes: str = field(default="")
 
 
@@ -111,10 +121,89 @@ ARCHITECTURES.add("resnet34", Architecture(build=_torchvision("resnet34"), displ
 ARCHITECTURES.add("resnet18", Architecture(build=_torchvision("resnet18"), display_name="ResNet18"))
 
 
+def _timm(name: str) -> Callable[[int], torch.nn.Module]:
+    def build(num_classes: int) -> torch.nn.Module:
+        import timm
+
+        return timm.create_model(name, pretrained=False, num_classes=num_classes)
+
+    return build
+
+
+# timm's port of the cvnets MobileViTv2 (the seeds' source); timm's pretrained config for
+# mobilevitv2_100.cvnets_in1k: 256×256, crop_pct 0.888 (resize 288), bicubic, no mean/std
+# normalisation (pixels in [0, 1]).
+ARCHITECTURES.add(
+    "mobilevitv2_100",
+    Architecture(
+        build=_timm("mobilevitv2_100"),
+        display_name="MobileViTv2-1.0",
+        input_size=256,
+        resize=288,
+        mean=(0.0, 0.0, 0.0),
+        std=(1.0, 1.0, 1.0),
+        interpolation="bicubic",
+        notes="timm mobilevitv2_100 (ported from cvnets); checkpoint e.g. timm's "
+        "mobilevitv2_100.cvnets_in1k model.safetensors",
+    ),
+)
+
+
+def _centernet(num_classes: int) -> torch.nn.Module:
+    from .centernet import build_centernet
+
+    return build_centernet(num_classes, backbone="resnet34")
+
+
+def _centernet_decode(output: torch.Tensor, **options: Any) -> list[dict[str, Any]]:
+    from .centernet import decode
+
+    return decode(output, **options)
+
+
+def _resnet_backbone_checkpoint(state: dict[str, Any]) -> dict[str, Any]:
+    """A torchvision ResNet classification checkpoint initialises CenterNet's backbone only."""
+    if any(key.startswith("backbone.") for key in state):
+        return state  # already a full CenterNet checkpoint
+    log.warning(
+        "checkpoint has only a ResNet classifier: it initialises the CenterNet backbone; the "
+        "upsampling stages and heads keep their seeded initialisation (an untrained detector)"
+    )
+    return {f"backbone.{k}": v for k, v in state.items() if not k.startswith("fc.")}
+
+
+# Detection: the image is resized whole to 512×512 (no crop); boxes map back by the scale.
+ARCHITECTURES.add(
+    "centernet_resnet34",
+    Architecture(
+        build=_centernet,
+        display_name="CenterNet (ResNet34 backbone)",
+        task="detection",
+        input_size=512,
+        resize=512,
+        num_classes=80,
+        adapt_checkpoint=_resnet_backbone_checkpoint,
+        decode=_centernet_decode,
+        notes="torchvision ResNet34 trunk, 3 conv+deconv upsampling stages to stride 4, "
+        "heatmap/size/offset heads; output = [sigmoid(heatmap), size, offset] channels",
+    ),
+)
+
+
 def build_model(architecture: str, num_classes: int = 1000) -> torch.nn.Module:
     """An untrained network of the named architecture, in eval mode."""
     model = ARCHITECTURES[architecture].build(num_classes)
     return model.eval()
+
+
+def _is_safetensors(path: Path) -> bool:
+    """safetensors: 8-byte little-endian header length, then a JSON header (timm's HF weights).
+
+    Checked by content because every checkpoint lands at results/weights/<model>.pth.
+    """
+    with open(path, "rb") as handle:
+        head = handle.read(9)
+    return len(head) == 9 and head[8:9] == b"{" and not head.startswith(b"PK")
 
 
 def load_model(architecture: str, weights_path: Path, num_classes: int = 1000) -> torch.nn.Module:
@@ -122,11 +211,20 @@ def load_model(architecture: str, weights_path: Path, num_classes: int = 1000) -
     import torch
 
     model = build_model(architecture, num_classes)
-    state = torch.load(weights_path, map_location="cpu", weights_only=True)
+    if _is_safetensors(Path(weights_path)):
+        from safetensors.torch import load_file
+
+        state = load_file(weights_path)
+    else:
+        state = torch.load(weights_path, map_location="cpu", weights_only=True)
     if isinstance(state, dict) and "state_dict" in state and isinstance(state["state_dict"], dict):
         state = state["state_dict"]
+    adapt = ARCHITECTURES[architecture].adapt_checkpoint
+    if adapt is not None:
+        state = adapt(state)
     result = model.load_state_dict(state, strict=False)
-    if result.missing_keys or result.unexpected_keys:
+    partial = adapt is not None and not result.unexpected_keys
+    if (result.missing_keys and not partial) or result.unexpected_keys:
         raise ValueError(
             f"checkpoint {weights_path} does not fit architecture {architecture!r}: "
             f"missing keys {result.missing_keys[:5]}, unexpected keys {result.unexpected_keys[:5]}"

@@ -162,7 +162,6 @@ def static_figures(
 def profile_package(
     *,
     package: Path,
-    weights: Path,
     model_cfg: dict[str, Any],
     profiling_cfg: dict[str, Any],
     output: Path,
@@ -170,7 +169,7 @@ def profile_package(
 ) -> dict[str, Any]:
     from .convert import example_shape
     from .manifest import StageTimer, package_versions, write_json_atomic
-    from .models import load_model
+    from .models import build_model
     from .weights_roundtrip import read_package_weights
 
     name = resolve_backend(profiling_cfg["backend"])
@@ -182,7 +181,9 @@ def profile_package(
         latency = profiler.measure(package, model_cfg, profiling_cfg)
     with timer.section("static"):
         stored = read_package_weights(package)
-        model = load_model(model_cfg["architecture"], weights, model_cfg["num_classes"])
+        # MACs depend on shapes only: the bare architecture will do (published packages
+        # come without a checkpoint).
+        model = build_model(model_cfg["architecture"], model_cfg["num_classes"])
         static = static_figures(package, model, example_shape(model_cfg), stored)
     record = {
         "stage": "profile",

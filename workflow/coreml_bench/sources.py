@@ -65,12 +65,29 @@ class TrainSource(StrictModel):
     recipe: TrainingRecipe = TrainingRecipe()
 
 
+class CoreMLPackageSource(StrictModel):
+    """A published Core ML package zip (e.g. Apple's ``*.mlpackage.zip`` from the seed tables).
+
+    It enters the chain after ``convert``: the unpacked package is the variant every
+    Core ML-side compression starts from, and evaluation/profiling measure it directly.
+    """
+
+    kind: Literal["coreml_package"] = "coreml_package"
+    url: str = Field(pattern=r"^(https?|file)://\S+$")
+    sha256: Sha256 | None = Field(
+        default=None,
+        description="sha256 of the zip; without it the download is accepted but logged and "
+        "recorded as unverified, with the digest to pin",
+    )
+
+
 WeightsSource = Annotated[
     TorchvisionSource
     | UrlSource
     | LocalFileSource
     | PackageSource
     | RandomInitSource
-    | TrainSource,
+    | TrainSource
+    | CoreMLPackageSource,
     Field(discriminator="kind"),
 ]

@@ -15,9 +15,11 @@ def variant_metrics(
 ) -> dict[str, float | None]:
     baseline = manifest.get("stage") == "convert"
     metrics: dict[str, float | None] = {
-        "top1": evaluation["metrics"]["top1"],
-        "top5": evaluation["metrics"]["top5"],
-        "n_images": evaluation["metrics"]["n_images"],
+        **{
+            key: value
+            for key, value in evaluation["metrics"].items()
+            if isinstance(value, int | float) and not isinstance(value, bool)
+        },
         "compression_ratio_package": 1.0 if baseline else manifest["compression_ratio_package"],
         "compression_ratio_weights": 1.0 if baseline else manifest["compression_ratio_weights"],
         "package_bytes": manifest["package_bytes"],

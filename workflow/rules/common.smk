@@ -15,9 +15,18 @@ def _id_pattern(ids):
     return "|".join(re.escape(i) for i in ids) or "(?!)"
 
 
-# Trained baselines come from rule train_baseline, every other source from download_weights.
+# Trained baselines come from rule train_baseline, published Core ML packages from
+# import_package (in place of convert), every other source from download_weights.
 TRAINED_MODELS = _id_pattern(m.id for m in CFG.models if m.source.kind == "train")
-DOWNLOADED_MODELS = _id_pattern(m.id for m in CFG.models if m.source.kind != "train")
+PUBLISHED_PACKAGES = _id_pattern(
+    m.id for m in CFG.models if m.source.kind == "coreml_package"
+)
+DOWNLOADED_MODELS = _id_pattern(
+    m.id for m in CFG.models if m.source.kind not in ("train", "coreml_package")
+)
+CONVERTED_MODELS = _id_pattern(
+    m.id for m in CFG.models if m.source.kind != "coreml_package"
+)
 
 # Core ML-side algorithms compress the fp16 package (rule compress); torch-side ones
 # compress the fp32 model before conversion (rule compress_torch).
@@ -78,6 +87,18 @@ def timing_threads(wildcards):
         return CFG.profiling.threads
 
 
+def evaluation_weights(wildcards):
+    """Only the weights-torch backend reads the checkpoint (published packages have none)."""
+    if CFG.evaluation.backend == "weights-torch":
+        return {"weights": f"results/weights/{wildcards.model}.pth"}
+    return {}
+
+
+def evaluation_data(wildcards):
+    """The data config of one model's jobs: its own evaluation set where it has one."""
+    return CFG.evaluation_data(wildcards.model)
+
+
 def model_params(wildcards):
     return CFG.model(wildcards.model).resolved()
 
@@ -99,7 +120,7 @@ def run_params(wildcards):
         "experiment": experiment.model_dump(mode="json", exclude={"models", "trials"}),
         "config_label": experiment.effective_label(),
         "trial": int(wildcards.trial),
-        "data": CFG.data.model_dump(mode="json"),
+        "data": CFG.evaluation_data(wildcards.model),
         "conversion": CFG.conversion.model_dump(mode="json"),
         "evaluation": CFG.evaluation.model_dump(mode="json"),
         "profiling": CFG.profiling.model_dump(mode="json"),

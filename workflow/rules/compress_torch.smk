@@ -9,7 +9,7 @@ rule compress_torch:
         compression=compression_params,
         recipe=finetune_recipe,
         model=model_params,
-        data=CFG.data.model_dump(mode="json"),
+        data=evaluation_data,
         conversion=CFG.conversion.model_dump(mode="json"),
         tracking=CFG.tracking.model_dump(mode="json"),
         study=CFG.study,

@@ -4,6 +4,8 @@ rule convert:
     output:
         package=directory("results/converted/{model}/fp16.mlpackage"),
         manifest="results/converted/{model}/fp16.json",
+    wildcard_constraints:
+        model=CONVERTED_MODELS,
     params:
         model=model_params,
         conversion=CFG.conversion.model_dump(mode="json"),

@@ -15,3 +15,23 @@ rule download_weights:
     retries: 2
     script:
         "../scripts/download_weights.py"
+
+
+rule import_package:
+    output:
+        archive="results/downloads/{model}.mlpackage.zip",
+        package=directory("results/converted/{model}/fp16.mlpackage"),
+        manifest="results/converted/{model}/fp16.json",
+    wildcard_constraints:
+        model=PUBLISHED_PACKAGES,
+    params:
+        model=model_params,
+    log:
+        "results/logs/import_package/{model}.log",
+    benchmark:
+        "results/benchmarks/import_package/{model}.tsv"
+    conda:
+        "../../envs/coreml-bench.yaml"
+    retries: 2
+    script:
+        "../scripts/import_package.py"

@@ -1,13 +1,13 @@
 rule evaluate:
     input:
+        unpack(evaluation_weights),
         package=variant_package,
         manifest=variant_manifest,
-        weights="results/weights/{model}.pth",
     output:
         f"results/evaluation/{VARIANT}.json",
     params:
         model=model_params,
-        data=CFG.data.model_dump(mode="json"),
+        data=evaluation_data,
         backend=CFG.evaluation.backend,
     resources:
         mem_mb=4000,

@@ -2,7 +2,6 @@ rule profile:
     input:
         package=variant_package,
         manifest=variant_manifest,
-        weights="results/weights/{model}.pth",
     output:
         f"results/profile/{VARIANT}.json",
     params:
