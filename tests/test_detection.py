@@ -10,7 +10,6 @@ import json
 import pickle
 import random
 import shutil
-import zipfile
 from pathlib import Path
 from typing import Any
 
@@ -19,20 +18,20 @@ import pytest
 import torch
 from coreml_bench.data import DataError
 from coreml_bench.detection import (
+    DEEPFOREST_STEMS,
     CocoImages,
     category_ids,
     coco_dataset,
     coco_loader,
     coco_map,
     coco_results,
+    deepforest_sample,
     voc_to_coco,
 )
 from PIL import Image
 
 ROOT = Path(__file__).resolve().parents[1]
-STEMS = ("OSBS_029", "SOAP_061")
-# OSBS_029.xml says "Tree"; SOAP_061.xml says "Alive" (9) or "Dead" (28): all trees.
-TREE = {"Alive": "Tree", "Dead": "Tree"}
+STEMS = DEEPFOREST_STEMS
 MEAN = (0.485, 0.456, 0.406)
 STD = (0.229, 0.224, 0.225)
 SIZE = 256
@@ -58,29 +57,10 @@ class Coco:
 
 @pytest.fixture(scope="session")
 def coco(tmp_path_factory: pytest.TempPathFactory) -> Coco:
-    wheels = sorted((ROOT / ".venv" / "fixtures").glob("deepforest-*.whl"))
-    if not wheels:
-        pytest.fail(
-            f"no deepforest-*.whl in {ROOT / '.venv' / 'fixtures'}: run `bash envs/install.sh`"
-        )
-    root = tmp_path_factory.mktemp("coco")
-    images = root / "images"
-    images.mkdir()
-    with zipfile.ZipFile(wheels[-1]) as wheel:
-        for stem in STEMS:
-            for suffix in (".png", ".xml"):
-                (images / f"{stem}{suffix}").write_bytes(
-                    wheel.read(f"deepforest/data/{stem}{suffix}")
-                )
-    xml_files = [images / f"{stem}.xml" for stem in STEMS]
-    (root / "annotations").mkdir()
-    annotations = root / "annotations" / "instances.json"
-    annotations.write_text(json.dumps(voc_to_coco(xml_files, images, rename=TREE)))
-    # Kept aside (an images folder like COCO's holds images only) for the conversion test.
-    xml_dir = root / "xml"
-    xml_dir.mkdir()
-    for path in xml_files:
-        path.rename(xml_dir / path.name)
+    wheel_dir = ROOT / ".venv" / "fixtures"
+    if not sorted(wheel_dir.glob("deepforest-*.whl")):
+        pytest.fail(f"no deepforest-*.whl in {wheel_dir}: run `bash envs/install.sh`")
+    images, annotations = deepforest_sample(wheel_dir, tmp_path_factory.mktemp("coco"))
     return Coco(images, annotations)
 
 
@@ -102,7 +82,7 @@ def test_voc_conversion_gives_coco_instances(coco: Coco) -> None:
 
 
 def test_voc_conversion_keeps_distinct_classes_without_rename(coco: Coco) -> None:
-    xml_files = [coco.images.parent / "xml" / f"{stem}.xml" for stem in STEMS]
+    xml_files = [coco.images.parent / "voc" / f"{stem}.xml" for stem in STEMS]
     data = voc_to_coco(xml_files, coco.images)
     assert [(c["id"], c["name"]) for c in data["categories"]] == [
         (1, "Alive"),

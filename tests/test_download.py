@@ -5,16 +5,14 @@ torchvision's sha256-prefix rule; file:// URLs; package, local and seeded random
 from __future__ import annotations
 
 import hashlib
-import http.server
 import json
 import os
-import threading
 from collections.abc import Iterator
-from functools import partial
 from pathlib import Path
 
 import pytest
 import torch
+from conftest import QuietHandler, serve_directory
 from coreml_bench.download import (
     ChecksumError,
     DownloadError,
@@ -36,10 +34,10 @@ PAYLOAD_SHA = hashlib.sha256(PAYLOAD).hexdigest()
 TIMEOUT = 5.0  # a hung local server must fail the test, not stall the suite
 
 
-class _Handler(http.server.SimpleHTTPRequestHandler):
+class _Handler(QuietHandler):
     """Serves the fixture's directory, plus /truncated: announces more bytes than it sends."""
 
-    def do_GET(self) -> None:
+    def do_GET(self) -> None:  # noqa: N802 - http.server names its handlers so
         if self.path == "/truncated.pth":
             self.send_response(200)
             self.send_header("Content-Length", str(len(PAYLOAD)))
@@ -49,27 +47,14 @@ class _Handler(http.server.SimpleHTTPRequestHandler):
             return
         super().do_GET()
 
-    def log_message(self, format: str, *args: object) -> None:
-        pass  # keep pytest output clean
-
 
 @pytest.fixture
 def server(tmp_path: Path) -> Iterator[tuple[str, Path]]:
     """A real ThreadingHTTPServer on 127.0.0.1:<free port>; yields (base URL, served dir)."""
     root = tmp_path / "served"
     root.mkdir()
-    httpd = http.server.ThreadingHTTPServer(
-        ("127.0.0.1", 0), partial(_Handler, directory=str(root))
-    )
-    # A short poll interval keeps shutdown() from costing 0.5 s per test.
-    thread = threading.Thread(target=httpd.serve_forever, args=(0.05,), daemon=True)
-    thread.start()
-    try:
-        yield f"http://127.0.0.1:{httpd.server_address[1]}", root
-    finally:
-        httpd.shutdown()
-        httpd.server_close()
-        thread.join(timeout=5)
+    with serve_directory(root, _Handler) as url:
+        yield url, root
 
 
 @pytest.fixture

@@ -103,8 +103,23 @@ class CocoData(StrictModel):
     annotations: Path = Field(description="instances json, e.g. instances_val2017.json")
 
 
+class DeepForestSampleData(StrictModel):
+    """Offline detection sample: two real aerial images with 98 tree boxes (one category),
+    read from the deepforest wheel that ``bash envs/install.sh`` downloads, scored as COCO."""
+
+    kind: Literal["deepforest_sample"] = "deepforest_sample"
+    wheel_dir: Path = Field(
+        default=Path(".venv/fixtures"), description="folder holding deepforest-*.whl"
+    )
+
+
 EvaluationData = Annotated[
-    FoolboxSampleData | ImageFolderData | ImageNetFlatData | FashionMnistData | CocoData,
+    FoolboxSampleData
+    | ImageFolderData
+    | ImageNetFlatData
+    | FashionMnistData
+    | CocoData
+    | DeepForestSampleData,
     Field(discriminator="kind"),
 ]
 
@@ -383,19 +398,26 @@ class WorkflowConfig(StrictModel):
         return recipe.model_dump(mode="json")
 
 
+DETECTION_DATA = {"coco", "deepforest_sample"}
+
+
 def _task_checks(i: int, model: ModelConfig, cfg: WorkflowConfig) -> list[str]:
     """A detector needs COCO data, a classifier must not get it; what a source allows."""
     problems = []
     task = ARCHITECTURES[model.architecture].task
     data = model.evaluation_data or cfg.data.evaluation
     where = f"models[{i}].evaluation_data" if model.evaluation_data else "data.evaluation"
-    if task == "detection" and data.kind != "coco":
+    detection_data = data.kind in DETECTION_DATA
+    if task == "detection" and not detection_data:
         problems.append(
-            f"models[{i}] ({model.id!r}) is a detector: {where} must be kind 'coco', "
-            f"got {data.kind!r} (set models[{i}].evaluation_data)"
+            f"models[{i}] ({model.id!r}) is a detector: {where} must be one of kinds "
+            f"{sorted(DETECTION_DATA)}, got {data.kind!r} (set models[{i}].evaluation_data)"
         )
-    if task != "detection" and data.kind == "coco":
-        problems.append(f"models[{i}] ({model.id!r}) is a classifier: {where} is COCO data")
+    if task != "detection" and detection_data:
+        problems.append(
+            f"models[{i}] ({model.id!r}) is a classifier: {where} is detection data "
+            f"({data.kind!r})"
+        )
     trains = [
         e.id
         for e in cfg.experiments
@@ -469,6 +491,13 @@ def check_local_paths(cfg: WorkflowConfig) -> None:
             folders, files = {"images": data.images}, {"labels": data.labels}
         elif isinstance(data, CocoData):
             folders, files = {"images": data.images}, {"annotations": data.annotations}
+        if isinstance(data, DeepForestSampleData) and not list(
+            data.wheel_dir.glob("deepforest-*.whl")
+        ):
+            problems.append(
+                f"  {where}.wheel_dir: no deepforest-*.whl in {str(data.wheel_dir)!r} "
+                "(`bash envs/install.sh` downloads it)"
+            )
         for field, folder in folders.items():
             if not folder.is_dir():
                 problems.append(f"  {where}.{field}: folder {str(folder)!r} does not exist")

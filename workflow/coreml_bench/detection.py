@@ -437,3 +437,38 @@ def voc_to_coco(
         "annotations": annotations,
         "categories": [{"id": ids[name], "name": name, "supercategory": name} for name in names],
     }
+
+
+# Two real aerial images of the deepforest wheel with their Pascal-VOC boxes. OSBS_029.xml
+# says "Tree"; SOAP_061.xml says "Alive" or "Dead": all trees, merged into one category.
+DEEPFOREST_STEMS = ("OSBS_029", "SOAP_061")
+DEEPFOREST_RENAME = {"Alive": "Tree", "Dead": "Tree"}
+
+
+def deepforest_sample(wheel_dir: Path, dest: Path) -> tuple[Path, Path]:
+    """(images folder, instances json) of the offline detection sample, written under ``dest``.
+
+    Read straight from the deepforest wheel (``bash envs/install.sh`` downloads it without
+    installing it): no network, one category ("Tree"), 98 boxes on two images.
+    """
+    import zipfile
+
+    wheels = sorted(Path(wheel_dir).glob("deepforest-*.whl"))
+    if not wheels:
+        raise DataError(
+            f"data.evaluation.wheel_dir: no deepforest-*.whl in {str(wheel_dir)!r}; "
+            "`bash envs/install.sh` downloads it"
+        )
+    images, xml_dir = Path(dest) / "images", Path(dest) / "voc"
+    images.mkdir(parents=True, exist_ok=True)
+    xml_dir.mkdir(exist_ok=True)
+    with zipfile.ZipFile(wheels[-1]) as wheel:
+        for stem in DEEPFOREST_STEMS:
+            (images / f"{stem}.png").write_bytes(wheel.read(f"deepforest/data/{stem}.png"))
+            (xml_dir / f"{stem}.xml").write_bytes(wheel.read(f"deepforest/data/{stem}.xml"))
+    xml_files = [xml_dir / f"{stem}.xml" for stem in DEEPFOREST_STEMS]
+    annotations = Path(dest) / "annotations" / "instances.json"
+    annotations.parent.mkdir(exist_ok=True)
+    coco = voc_to_coco(xml_files, images, rename=DEEPFOREST_RENAME)
+    annotations.write_text(json.dumps(coco))
+    return images, annotations

@@ -293,7 +293,7 @@ def fetch_weights(
     elif isinstance(source, UrlSource):
         origin = url_override or source.url
         digest = download_url(origin, dest, sha256=source.sha256)
-        verified = "sha256"
+        verified = "sha256" if source.sha256 else _unpinned(origin, digest)
     elif isinstance(source, LocalFileSource):
         if not source.path.is_file():
             raise FileNotFoundError(f"local weights file {str(source.path)!r} does not exist")
@@ -399,18 +399,22 @@ def fetch_coreml_package(
     """Download a published package zip (checksum-verified when pinned) and unpack it."""
     origin = url_override or source.url
     digest = download_url(origin, archive, sha256=source.sha256)
-    if source.sha256 is None:
-        log.warning(
-            "UNVERIFIED download: %s has no sha256 in the config; the bytes received have "
-            "sha256 %s - pin it as source.sha256 after checking it",
-            origin,
-            digest,
-        )
+    verified = "sha256" if source.sha256 else _unpinned(origin, digest)
     extract_mlpackage(archive, package)
     return {
         "kind": source.kind,
         "origin": origin,
         "sha256": digest,
         "bytes": archive.stat().st_size,
-        "verified": "sha256" if source.sha256 else "none",
+        "verified": verified,
     }
+
+
+def _unpinned(origin: str, digest: str) -> str:
+    log.warning(
+        "UNVERIFIED download: no sha256 for %s in the config; the bytes received have sha256 "
+        "%s - pin it as source.sha256 once you trust them",
+        origin,
+        digest,
+    )
+    return "none"

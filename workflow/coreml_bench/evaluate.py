@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import logging
 import sys
+import tempfile
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -173,10 +174,17 @@ def detection_map(
     from tqdm import tqdm
 
     from .data import DataError
-    from .detection import category_ids, coco_loader, coco_map, coco_results
+    from .detection import category_ids, coco_loader, coco_map, coco_results, deepforest_sample
     from .models import ARCHITECTURES
 
     evaluation = data_cfg["evaluation"]
+    if evaluation["kind"] == "deepforest_sample":
+        with tempfile.TemporaryDirectory(prefix="deepforest-") as tmp:
+            images, annotations = deepforest_sample(Path(evaluation["wheel_dir"]), Path(tmp))
+            coco = {"kind": "coco", "images": str(images), "annotations": str(annotations)}
+            return detection_map(
+                predict, {**data_cfg, "evaluation": coco}, model_cfg, progress=progress
+            )
     annotations = Path(evaluation["annotations"])
     preprocessing = model_cfg["preprocessing"]
     categories = category_ids(annotations)

@@ -26,12 +26,18 @@ class TorchvisionSource(StrictModel):
     weights: str = Field(pattern=r"^[A-Za-z0-9_]+_Weights\.[A-Za-z0-9_]+$")
 
 
+UNPINNED = (
+    "without it the download is accepted but logged and recorded as unverified, with the "
+    "digest to pin"
+)
+
+
 class UrlSource(StrictModel):
-    """Any URL, with the full sha256 the downloaded bytes must have."""
+    """Any URL, checked against the full sha256 the downloaded bytes must have."""
 
     kind: Literal["url"] = "url"
     url: str = Field(pattern=r"^(https?|file)://\S+$")
-    sha256: Sha256
+    sha256: Sha256 | None = Field(default=None, description=f"sha256 of the file; {UNPINNED}")
 
 
 class LocalFileSource(StrictModel):
@@ -74,11 +80,7 @@ class CoreMLPackageSource(StrictModel):
 
     kind: Literal["coreml_package"] = "coreml_package"
     url: str = Field(pattern=r"^(https?|file)://\S+$")
-    sha256: Sha256 | None = Field(
-        default=None,
-        description="sha256 of the zip; without it the download is accepted but logged and "
-        "recorded as unverified, with the digest to pin",
-    )
+    sha256: Sha256 | None = Field(default=None, description=f"sha256 of the zip; {UNPINNED}")
 
 
 WeightsSource = Annotated[

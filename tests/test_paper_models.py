@@ -1,0 +1,279 @@
+"""The seeds' models beyond the quickstart: MobileViTv2 (timm) and CenterNet-ResNet34 convert,
+run through the executor and the workflow; published .mlpackage.zip files enter after convert
+(served by a real HTTP server on 127.0.0.1, unpacked zip-slip-safe, checksum-checked).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import shutil
+import stat
+import zipfile
+from pathlib import Path
+
+import pytest
+import torch
+from conftest import run_snakemake, serve_directory, write_config
+from coreml_bench.centernet import OUTPUT_STRIDE, decode
+from coreml_bench.convert import to_coreml
+from coreml_bench.detection import category_ids, coco_map, coco_results, deepforest_sample
+from coreml_bench.download import ArchiveError, extract_mlpackage
+from coreml_bench.mil_executor import ProgramExecutor
+from coreml_bench.models import build_model
+
+ROOT = Path(__file__).resolve().parents[1]
+FASHION = Path("/usr/share/datasets/fashion-mnist")
+
+
+@pytest.fixture(scope="module")
+def fashion_package(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A real fp16 package of a small seeded network (what a published zip would hold)."""
+    torch.manual_seed(0)
+    package = tmp_path_factory.mktemp("pkg") / "FashionCNN.mlpackage"
+    to_coreml(build_model("fashion_cnn", 10), 28, in_channels=1).save(str(package))
+    return package
+
+
+def _zip_package(package: Path, archive: Path, extra: dict[str, bytes] | None = None) -> Path:
+    """Zip a package the way Finder does: the .mlpackage folder at the top, plus junk."""
+    with zipfile.ZipFile(archive, "w") as bundle:
+        for path in sorted(package.rglob("*")):
+            if path.is_file():
+                bundle.write(path, f"{package.name}/{path.relative_to(package)}")
+        bundle.writestr("__MACOSX/._FashionCNN.mlpackage", b"finder metadata")
+        for name, data in (extra or {}).items():
+            bundle.writestr(name, data)
+    return archive
+
+
+def test_extract_mlpackage_unpacks_the_package(fashion_package: Path, tmp_path: Path) -> None:
+    archive = _zip_package(fashion_package, tmp_path / "model.mlpackage.zip")
+    dest = tmp_path / "out" / "fp16.mlpackage"
+    extract_mlpackage(archive, dest)
+    files = sorted(p.relative_to(dest) for p in dest.rglob("*") if p.is_file())
+    assert files == sorted(
+        p.relative_to(fashion_package) for p in fashion_package.rglob("*") if p.is_file()
+    )
+    assert not any(p.name.startswith(".") for p in dest.parent.iterdir())  # no temp left
+    batch = torch.rand(3, 1, 28, 28)
+    assert torch.equal(ProgramExecutor(dest)(batch), ProgramExecutor(fashion_package)(batch))
+
+
+def _symlink_member(bundle: zipfile.ZipFile, name: str, target: str) -> None:
+    info = zipfile.ZipInfo(name)
+    info.external_attr = (stat.S_IFLNK | 0o777) << 16
+    bundle.writestr(info, target)
+
+
+@pytest.mark.parametrize(
+    ("members", "message"),
+    [
+        ({"M.mlpackage/../../evil.txt": b"x"}, "points outside"),
+        ({"/tmp/evil.txt": b"x"}, "points outside"),
+        ({"M.mlpackage/Manifest.json": b"{}", "README.txt": b"x"}, "outside any .mlpackage"),
+        ({"A.mlpackage/Manifest.json": b"{}", "B.mlpackage/Manifest.json": b"{}"}, "exactly one"),
+        ({"M.mlpackage/Data/weights.bin": b"x"}, "no Manifest.json"),
+        ("symlink", "symbolic link"),
+    ],
+)
+def test_extract_mlpackage_refuses_unsafe_or_wrong_archives(
+    tmp_path: Path, members: dict[str, bytes] | str, message: str
+) -> None:
+    archive = tmp_path / "bad.zip"
+    with zipfile.ZipFile(archive, "w") as bundle:
+        if members == "symlink":
+            bundle.writestr("M.mlpackage/Manifest.json", b"{}")
+            _symlink_member(bundle, "M.mlpackage/Data", "/etc")
+        else:
+            assert isinstance(members, dict)
+            for name, data in members.items():
+                bundle.writestr(name, data)
+    dest = tmp_path / "unpacked" / "fp16.mlpackage"
+    with pytest.raises(ArchiveError, match=message):
+        extract_mlpackage(archive, dest)
+    assert not dest.exists()
+    assert not (tmp_path / "evil.txt").exists() and not Path("/tmp/evil.txt").exists()
+    assert not (dest.parent.exists() and any(dest.parent.iterdir()))  # no half output
+
+
+def _published_config(url: str, sha256: str | None) -> dict:
+    return {
+        "study": "published",
+        "models": [
+            {
+                "id": "published",
+                "architecture": "fashion_cnn",
+                "num_classes": 10,
+                "source": {"kind": "coreml_package", "url": url, "sha256": sha256},
+            }
+        ],
+        "experiments": [
+            {"id": "fp16", "compression": {"algorithm": "none"}},
+            {"id": "k4", "compression": {"algorithm": "palettize_kmeans", "n_bits": 4}},
+        ],
+        "data": {"evaluation": {"kind": "fashion_mnist", "root": str(FASHION)}, "limit": 64},
+        "profiling": {"runs": 3, "warmup": 1},
+        "tracking": {"enabled": False},
+    }
+
+
+def test_published_package_enters_after_convert(fashion_package: Path, tmp_path: Path) -> None:
+    served = tmp_path / "served"
+    served.mkdir()
+    archive = _zip_package(fashion_package, served / "FashionCNN.mlpackage.zip")
+    digest = hashlib.sha256(archive.read_bytes()).hexdigest()
+    with serve_directory(served) as base:
+        url = f"{base}/FashionCNN.mlpackage.zip"
+        # A wrong checksum stops the chain with no package left behind.
+        bad = tmp_path / "bad"
+        write_config(bad, _published_config(url, "0" * 64))
+        result = run_snakemake(bad, check=False)
+        assert result.returncode != 0
+        log = (bad / "results/logs/import_package/published.log").read_text()
+        assert f"got {digest}" in log
+        assert not (bad / "results/converted/published/fp16.mlpackage").exists()
+
+        work = tmp_path / "work"
+        write_config(work, _published_config(url, digest))
+        run_snakemake(work)
+    manifest = json.loads((work / "results/converted/published/fp16.json").read_text())
+    assert manifest["stage"] == "convert" and manifest["source"]["verified"] == "sha256"
+    assert manifest["source"]["sha256"] == digest
+    assert manifest["input"] == {"name": "image", "type": "multiArrayType", "shape": [1, 1, 28, 28]}
+    assert not list((work / "results").glob("weights/*"))  # no checkpoint, no convert job
+    assert not (work / "results/logs/convert").exists()
+    compressed = json.loads(
+        (work / "results/compressed/published/k4/trial1/manifest.json").read_text()
+    )
+    assert "constexpr_lut_to_dense" in compressed["op_counts"]
+    evaluation = json.loads((work / "results/evaluation/published/fp16/trial1.json").read_text())
+    assert evaluation["backend"] == "mil-torch" and evaluation["metrics"]["n_images"] == 64
+    # The imported package is the served one: same predictions as executing it directly.
+    from coreml_bench.config import DataConfig, ModelConfig
+    from coreml_bench.data import evaluation_loader
+
+    config = _published_config(url, digest)
+    data = DataConfig.model_validate(config["data"]).model_dump(mode="json")
+    model_cfg = ModelConfig.model_validate(config["models"][0]).resolved()
+    loader = evaluation_loader(data, model_cfg["preprocessing"])
+    executor = ProgramExecutor(fashion_package)
+    direct = torch.cat([executor(images).argmax(1) for images, _ in loader]).tolist()
+    assert evaluation["predictions"] == direct
+    table = (work / "results/tables/summary.csv").read_text()
+    assert "FashionCNN" in table and "K-Means" in table
+
+
+def _encode(boxes: list[list[float]], labels: list[int], size: int, classes: int) -> torch.Tensor:
+    """The CenterNet output that exactly describes ``boxes`` (x1, y1, x2, y2 input pixels)."""
+    cells = size // OUTPUT_STRIDE
+    output = torch.zeros(1, classes + 4, cells, cells)
+    for (x1, y1, x2, y2), label in zip(boxes, labels, strict=True):
+        cx, cy = (x1 + x2) / 2 / OUTPUT_STRIDE, (y1 + y2) / 2 / OUTPUT_STRIDE
+        ix, iy = int(cx), int(cy)
+        output[0, label, iy, ix] = 0.9
+        output[0, classes:, iy, ix] = torch.tensor(
+            [(x2 - x1) / OUTPUT_STRIDE, (y2 - y1) / OUTPUT_STRIDE, cx - ix, cy - iy]
+        )
+    return output
+
+
+def test_centernet_decoding_gives_boxes_in_image_coordinates(tmp_path: Path) -> None:
+    """Ground truth encoded as heatmap/size/offset, decoded and scored by pycocotools → 1.0."""
+    _images, annotations = deepforest_sample(ROOT / ".venv/fixtures", tmp_path)
+    data = json.loads(annotations.read_text())
+    categories = category_ids(annotations)
+    size = 512
+    detections = []
+    for image in data["images"]:
+        sx, sy = image["width"] / size, image["height"] / size
+        boxes = [
+            [x / sx, y / sy, (x + w) / sx, (y + h) / sy]
+            for a in data["annotations"]
+            if a["image_id"] == image["id"]
+            for x, y, w, h in [a["bbox"]]
+        ]
+        output = _encode(boxes, [0] * len(boxes), size, classes=1)
+        (decoded,) = decode(output, top_k=100)
+        meta = {"image_id": image["id"], "scale": (sx, sy)}
+        kept = decoded["scores"] > 0
+        assert int(kept.sum()) == len(boxes)  # every centre is its own 3×3 peak here
+        detections += coco_results(
+            meta, decoded["boxes"][kept], decoded["scores"][kept], decoded["labels"][kept],
+            categories,
+        )  # fmt: skip
+    scores = coco_map(annotations, detections)
+    assert scores["map"] == pytest.approx(1.0)
+
+
+@pytest.mark.parametrize(
+    ("architecture", "classes"), [("mobilevitv2_100", 1000), ("centernet_resnet34", 80)]
+)
+def test_paper_architecture_converts_and_the_executor_agrees(
+    architecture: str, classes: int, tmp_path: Path
+) -> None:
+    """fp16 package vs the torch model on real images: outputs within fp16 tolerance."""
+    from coreml_bench.config import ModelConfig
+    from coreml_bench.data import evaluation_loader
+
+    torch.manual_seed(0)
+    model = build_model(architecture, classes)
+    cfg = ModelConfig.model_validate(
+        {"id": "m", "architecture": architecture, "source": {"kind": "random"}}
+    ).resolved()
+    package = tmp_path / "m.mlpackage"
+    to_coreml(model, cfg["input_size"]).save(str(package))
+    executor = ProgramExecutor(package)
+    images, _ = next(
+        iter(evaluation_loader({"evaluation": {"kind": "foolbox_imagenet_sample"},
+                                "batch_size": 4, "limit": 4}, cfg["preprocessing"]))
+    )  # fmt: skip
+    with torch.no_grad():
+        expected = model(images)
+    got = executor(images)
+    assert got.shape == expected.shape
+    scale = float(expected.abs().max())
+    assert float((got - expected).abs().max()) <= 0.02 * scale
+    if architecture == "centernet_resnet34":
+        peaks = [d["scores"][:10] for d in decode(got)]
+        reference = [d["scores"][:10] for d in decode(expected)]
+        for a, b in zip(peaks, reference, strict=True):
+            assert torch.allclose(a, b, atol=2e-3)
+
+
+def test_mobilevit_and_centernet_run_through_the_workflow(tmp_path: Path) -> None:
+    """Random weights (labelled so), real images: classification top-1 and detection mAP rows."""
+    config = {
+        "study": "paper-smoke",
+        "models": [
+            {"id": "mobilevitv2", "architecture": "mobilevitv2_100", "source": {"kind": "random"}},
+            {
+                "id": "centernet",
+                "architecture": "centernet_resnet34",
+                "source": {"kind": "random"},
+                "num_classes": 1,
+                "evaluation_data": {
+                    "kind": "deepforest_sample", "wheel_dir": str(ROOT / ".venv/fixtures")
+                },
+            },
+        ],
+        "experiments": [
+            {"id": "fp16", "compression": {"algorithm": "none"}},
+            {"id": "k6", "compression": {"algorithm": "palettize_kmeans", "n_bits": 6}},
+        ],
+        "data": {"limit": 2},
+        "profiling": {"runs": 2, "warmup": 1},
+        "tracking": {"enabled": False},
+    }  # fmt: skip
+    write_config(tmp_path, config)
+    run_snakemake(tmp_path)
+    rows = (tmp_path / "results/tables/summary.csv").read_text().splitlines()
+    assert len(rows) == 5
+    assert sum("MobileViTv2-1.0" in r and "Top-1 (%)" in r for r in rows) == 2
+    assert sum("CenterNet (ResNet34 backbone)" in r and "mAP@[.5:.95] (%)" in r for r in rows) == 2
+    detection = json.loads((tmp_path / "results/evaluation/centernet/k6/trial1.json").read_text())
+    assert detection["dataset"]["kind"] == "deepforest_sample"
+    assert detection["metrics"]["n_images"] == 2 and detection["metrics"]["n_detections"] == 200
+    source = json.loads((tmp_path / "results/weights/centernet.json").read_text())
+    assert source["kind"] == "random"  # the row's provenance says these are not trained weights
+    shutil.rmtree(tmp_path / "results")
