@@ -277,3 +277,27 @@ def test_mobilevit_and_centernet_run_through_the_workflow(tmp_path: Path) -> Non
     source = json.loads((tmp_path / "results/weights/centernet.json").read_text())
     assert source["kind"] == "random"  # the row's provenance says these are not trained weights
     shutil.rmtree(tmp_path / "results")
+
+
+@pytest.mark.parametrize(
+    ("change", "message"),
+    [
+        ({}, "is a detector: data.evaluation must be one of kinds"),
+        ({"evaluation_data": {"kind": "deepforest_sample"}, "source": {"kind": "train"}},
+         "kind 'train' trains classifiers"),
+        ({"evaluation_data": {"kind": "deepforest_sample"}, "experiments": "dkm"},
+         "training-time experiments ['dkm'] cannot run"),
+    ],
+)  # fmt: skip
+def test_detector_config_mistakes_are_named(change: dict, message: str) -> None:
+    from coreml_bench.config import ConfigError, validate_config
+
+    model = {"id": "cn", "architecture": "centernet_resnet34", "source": {"kind": "random"}}
+    model.update({k: v for k, v in change.items() if k != "experiments"})
+    experiments = [{"id": "fp16", "compression": {"algorithm": "none"}}]
+    if change.get("experiments") == "dkm":
+        experiments.append({"id": "dkm", "compression": {"algorithm": "palettize_dkm"}})
+    raw = {"models": [model], "experiments": experiments}
+    raw["data"] = {"training": {"kind": "fashion_mnist"}}
+    with pytest.raises(ConfigError, match=message.replace("[", r"\[").replace("]", r"\]")):
+        validate_config(raw)

@@ -423,6 +423,11 @@ def _task_checks(i: int, model: ModelConfig, cfg: WorkflowConfig) -> list[str]:
         for e in cfg.experiments
         if e.algorithm().kind == "torch" and (e.models is None or model.id in e.models)
     ]
+    if model.source.kind == "train" and task != "classification":
+        problems.append(
+            f"models[{i}].source: kind 'train' trains classifiers; {model.architecture!r} is "
+            f"a {task} model"
+        )
     if trains and (task != "classification" or model.source.kind == "coreml_package"):
         why = "a published Core ML package has no torch checkpoint"
         if task != "classification":

@@ -206,7 +206,17 @@ def detection_map(
     assert decode is not None, "detection architectures register a decode function"
     detections: list[dict[str, Any]] = []
     for images, metas in tqdm(loader, desc="evaluate", unit="batch", disable=not progress):
-        for decoded, meta in zip(decode(predict(images)), metas, strict=True):
+        output = predict(images)
+        expected = model_cfg["num_classes"] + 4
+        if output.ndim != 4 or output.shape[1] != expected:
+            # A package whose outputs are laid out differently (e.g. three separate heads)
+            # must not be decoded as if it were this registry's single stacked output.
+            raise ValueError(
+                f"model {model_cfg['id']!r}: the program's output has shape "
+                f"{tuple(output.shape)}, but {model_cfg['architecture']!r} decoding needs "
+                f"(N, num_classes + 4 = {expected}, H, W): heatmap, size and offset stacked"
+            )
+        for decoded, meta in zip(decode(output), metas, strict=True):
             detections += coco_results(
                 meta, decoded["boxes"], decoded["scores"], decoded["labels"], categories
             )
