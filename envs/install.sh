@@ -5,14 +5,17 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-if [ ! -f /usr/share/datasets/fashion-mnist/train-images-idx3-ubyte.gz ]; then
+# Debian packages: Fashion-MNIST (training-time study, tests) and OpenSSH's server (the tests
+# of SSH profiling start their own sshd on 127.0.0.1; nothing is enabled system-wide).
+if [ ! -f /usr/share/datasets/fashion-mnist/train-images-idx3-ubyte.gz ] || [ ! -x /usr/sbin/sshd ]; then
   if command -v apt-get >/dev/null 2>&1; then
     as_root=""
     [ "$(id -u)" -eq 0 ] || as_root="sudo"
     $as_root apt-get update -qq
-    DEBIAN_FRONTEND=noninteractive $as_root apt-get install -y -qq dataset-fashion-mnist
+    DEBIAN_FRONTEND=noninteractive $as_root apt-get install -y -qq \
+      dataset-fashion-mnist openssh-server openssh-client
   else
-    echo "note: no apt-get; install Fashion-MNIST yourself for config/fashion-mnist.yaml" >&2
+    echo "note: no apt-get; install Fashion-MNIST and openssh-server yourself" >&2
   fi
 fi
 

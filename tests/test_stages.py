@@ -118,10 +118,13 @@ def _variant_files(root: Path, experiment: str, trial: int, top1: float, ratio: 
         prof,
         {
             "backend": "host",
+            "runs": 30,
+            "warmup": 5,
             "latency": {
                 "latency_median_ms": 2.0 + trial,
                 "latency_p90_ms": 3.0,
                 "device": "host CPU: test",
+                "os": "Linux 6",
                 "compute_units": "CPU",
             },
             "static": {"parameters": 10, "macs": 100},
@@ -164,6 +167,7 @@ def test_aggregate_folds_trials_into_mean_std(tmp_path: Path) -> None:
     assert records[1]["Accuracy"] == "69.00 ± 1.00" and records[1]["Trials"] == 3
     assert records[1]["Latency (ms)"] == "4.000 ± 1.000"
     assert records[1]["Latency Backend"] == "host (host CPU: test)"
+    assert records[1]["Latency Setup"] == "CPU, Linux 6, median of N=30 after 5 warm-up"
     assert (tmp_path / "p.png").read_bytes()[:4] == b"\x89PNG"
     assert "host latency is not device latency" in (tmp_path / "t.md").read_text()
 

@@ -81,6 +81,14 @@ def collect(
                 "latency_backend": profile["backend"],
                 "latency_device": latency.get("device", "unknown"),
                 "compute_units": latency.get("compute_units", "unknown"),
+                "latency_os": latency.get("os", "unknown"),
+                "latency_runs": profile["runs"],
+                "latency_warmup": profile["warmup"],
+                # macOS sweeps: median latency per extra compute unit, for extra columns.
+                **{
+                    f"latency_{unit}_ms": figures["latency_median_ms"]
+                    for unit, figures in list(latency.get("by_compute_units", {}).items())[1:]
+                },
                 # The finalized torch model's top-1 (torch-side algorithms only): what training
                 # reached, beside the Core ML artifact's own accuracy.
                 "torch_top1": manifest.get("torch_top1"),
@@ -121,6 +129,20 @@ def summary_table(records: list[dict[str, Any]]) -> Any:
                 "Images": int(first["n_images"]),
                 "Accuracy Backend": first["accuracy_backend"],
                 "Latency Backend": f"{first['latency_backend']} ({first['latency_device']})",
+                "Latency Setup": (
+                    f"{first['compute_units']}, {first['latency_os']}, median of "
+                    f"N={first['latency_runs']} after {first['latency_warmup']} warm-up"
+                ),
+                **{
+                    f"Latency {column[len('latency_') : -len('_ms')]} (ms)": _mean_std(
+                        group[column].tolist(), digits=3
+                    )
+                    for column in group.columns
+                    if column.startswith("latency_")
+                    and column.endswith("_ms")
+                    and column not in ("latency_ms", "latency_p90_ms")
+                    and group[column].notna().all()
+                },
             }
         )
     return pd.DataFrame(out)
@@ -231,11 +253,17 @@ def aggregate(
     table = summary_table(records)
     _write_text_atomic(table_csv, table.to_csv(index=False))
     backends = sorted({r["latency_backend"] + " (" + r["latency_device"] + ")" for r in records})
+    mixed = (
+        f" The Latency column MIXES {len(backends)} devices; compare rows only within one "
+        "'Latency Backend'."
+        if len(backends) > 1
+        else ""
+    )
     note = (
         "\n\nAccuracy: the 'Metric' (top-1 % or COCO mAP %) of the compressed Core ML "
         "artifact, measured by the backend "
         "named in 'Accuracy Backend'. Latency: median of batch-1 predictions measured by "
-        f"{'; '.join(backends)}: host latency is not device latency.\n"
+        f"{'; '.join(backends)}: host latency is not device latency.{mixed}\n"
     )
     _write_text_atomic(table_md, table.to_markdown(index=False) + note)
     pareto_plot(records, plot)

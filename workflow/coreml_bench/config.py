@@ -227,20 +227,70 @@ class ConversionConfig(StrictModel):
     method: Literal["export", "trace"] = "export"
 
 
+TorchDevice = Literal["cpu", "cuda"]
+ComputeUnit = Literal["ALL", "CPU_ONLY", "CPU_AND_GPU", "CPU_AND_NE"]
+
+
 class EvaluationConfig(StrictModel):
     backend: Literal["auto", "mil-torch", "weights-torch", "coreml"] = Field(
         default="auto", description="auto: coreml on macOS, mil-torch elsewhere"
     )
+    device: TorchDevice = Field(
+        default="cpu", description="where the mil-torch executor runs (cuda: an NVIDIA GPU)"
+    )
+
+
+class RemoteProfiling(StrictModel):
+    """A machine reachable over SSH with key authentication (e.g. a Mac) that runs the profiler.
+
+    The package and the profiler's source are copied over; the far side needs only Python with
+    coremltools and numpy (plus torch for its ``host`` backend).
+    """
+
+    host: str = Field(min_length=1, pattern=r"^[A-Za-z0-9_.:\-\[\]]+$")
+    user: str | None = Field(default=None, pattern=r"^[A-Za-z0-9_.\-]+$")
+    port: int = Field(default=22, ge=1, le=65535)
+    identity_file: Path | None = Field(default=None, description="private key for ssh -i")
+    python: str = Field(
+        default="python3", min_length=1, description="the far side's Python (path or command)"
+    )
+    backend: Literal["coreml", "host"] = Field(
+        default="coreml", description="the profiler the far side runs (coreml: a Mac)"
+    )
+    workdir: str = Field(default="/tmp/coreml-bench", min_length=1)
+    ssh_options: list[str] = Field(
+        default_factory=list, description="extra `-o` options, e.g. StrictHostKeyChecking=yes"
+    )
+    connect_timeout_s: int = Field(default=10, ge=1)
 
 
 class ProfilingConfig(StrictModel):
-    backend: Literal["auto", "host", "coreml"] = Field(
-        default="auto", description="auto: coreml on macOS, host elsewhere"
+    backend: Literal["auto", "host", "coreml", "remote"] = Field(
+        default="auto", description="auto: coreml on macOS, host elsewhere; remote: over SSH"
     )
     runs: int = Field(default=30, ge=1)
     warmup: int = Field(default=5, ge=0)
-    compute_units: Literal["ALL", "CPU_ONLY", "CPU_AND_GPU", "CPU_AND_NE"] = "ALL"
+    compute_units: list[ComputeUnit] = Field(
+        default_factory=lambda: ["ALL"],
+        min_length=1,
+        description="Core ML compute units, each measured; the first fills the Latency column",
+    )
     threads: int = Field(default=1, ge=1, description="torch threads for the host backend")
+    device: TorchDevice = Field(default="cpu", description="where the host backend runs")
+    remote: RemoteProfiling | None = None
+
+    @field_validator("compute_units", mode="before")
+    @classmethod
+    def _one_unit_is_a_list(cls, value: Any) -> Any:
+        return [value] if isinstance(value, str) else value
+
+    @model_validator(mode="after")
+    def _remote_needs_a_target(self) -> ProfilingConfig:
+        if self.backend == "remote" and self.remote is None:
+            raise ValueError("backend 'remote' needs profiling.remote (host, user, python, ...)")
+        if len(set(self.compute_units)) != len(self.compute_units):
+            raise ValueError(f"compute_units has duplicates: {self.compute_units}")
+        return self
 
 
 class TrainingResources(StrictModel):
@@ -415,8 +465,7 @@ def _task_checks(i: int, model: ModelConfig, cfg: WorkflowConfig) -> list[str]:
         )
     if task != "detection" and detection_data:
         problems.append(
-            f"models[{i}] ({model.id!r}) is a classifier: {where} is detection data "
-            f"({data.kind!r})"
+            f"models[{i}] ({model.id!r}) is a classifier: {where} is detection data ({data.kind!r})"
         )
     trains = [
         e.id

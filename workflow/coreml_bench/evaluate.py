@@ -27,7 +27,8 @@ Predictor = Callable[[Any], Any]  # batch tensor (N,3,H,W) -> logits tensor (N,C
 
 @dataclass(frozen=True)
 class Evaluator:
-    make_predictor: Callable[[Path, dict[str, Any], Path], Predictor]
+    # (package, resolved model config, checkpoint or None, torch device) -> predictor
+    make_predictor: Callable[[Path, dict[str, Any], Path | None, str], Predictor]
     description: str
     platforms: tuple[str, ...] | None = None  # sys.platform values; None: anywhere
 
@@ -56,7 +57,9 @@ _NOT_MIRRORED = {
 }
 
 
-def _weights_torch_predictor(package: Path, model_cfg: dict[str, Any], weights: Path) -> Predictor:
+def _weights_torch_predictor(
+    package: Path, model_cfg: dict[str, Any], weights: Path, device: str
+) -> Predictor:
     import torch
 
     from .mlpackage import load_spec, op_type_counts
@@ -109,10 +112,12 @@ EVALUATORS.add(
 )
 
 
-def _mil_torch_predictor(package: Path, model_cfg: dict[str, Any], weights: Path) -> Predictor:
+def _mil_torch_predictor(
+    package: Path, model_cfg: dict[str, Any], weights: Path | None, device: str
+) -> Predictor:
     from .mil_executor import ProgramExecutor
 
-    return ProgramExecutor(package)
+    return ProgramExecutor(package, device=device)
 
 
 EVALUATORS.add(
@@ -126,7 +131,7 @@ EVALUATORS.add(
 EVALUATORS.add(
     "coreml",
     Evaluator(
-        lambda package, model_cfg, weights: coreml_predictor(package),
+        lambda package, model_cfg, weights, device: coreml_predictor(package),
         "Core ML MLModel.predict (compute units ALL)",
         platforms=("darwin",),
     ),
@@ -239,6 +244,7 @@ def evaluate_package(
     backend: str,
     output: Path,
     context: dict[str, Any],
+    device: str = "cpu",
 ) -> dict[str, Any]:
     from .data import evaluation_loader
     from .manifest import StageTimer, host_info, package_versions, write_json_atomic
@@ -251,7 +257,7 @@ def evaluate_package(
         raise ValueError("evaluation.backend 'weights-torch' needs the model's checkpoint")
     detection = model_cfg.get("task", "classification") == "detection"
     with timer.section("load"):
-        predict = evaluator.make_predictor(package, model_cfg, weights)  # type: ignore[arg-type]
+        predict = evaluator.make_predictor(package, model_cfg, weights, device)
     log.info("evaluating %s with backend %s", package, name)
     with timer.section("evaluate"):
         if detection:
@@ -267,6 +273,7 @@ def evaluate_package(
         **context,
         "backend": name,
         "backend_description": evaluator.description,
+        "device": device if name == "mil-torch" else None,
         "dataset": {**data_cfg["evaluation"], "n_images": metrics["n_images"]},
         "metrics": metrics,
         "predictions": predictions,

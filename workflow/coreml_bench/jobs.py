@@ -223,6 +223,7 @@ def evaluate_job(smk: Any) -> None:
             model_cfg=smk.params.model,
             data_cfg=smk.params.data,
             backend=smk.params.backend,
+            device=smk.params.device,
             output=Path(smk.output[0]),
             context=_context(smk),
         )

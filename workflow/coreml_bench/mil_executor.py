@@ -532,6 +532,8 @@ class ProgramExecutor:
         from .weights_roundtrip import _Materialiser, load_program
 
         self.package = Path(package)
+        if torch.device(device).type == "cuda" and not torch.cuda.is_available():
+            raise RuntimeError(f"device {device!r} requested, but torch sees no CUDA device")
         self.device = torch.device(device)
         program = load_program(self.package)
         missing = unsupported_ops(program)
@@ -608,7 +610,7 @@ class ProgramExecutor:
                 results = result if isinstance(result, tuple) else (result,)
                 for name, value, is_fp16 in zip(outputs, results, fp16, strict=True):
                     env[name] = _round_fp16(value) if is_fp16 else value
-        return env[self.output_name].float()
+        return env[self.output_name].float().cpu()
 
 
 class _Ref:

@@ -1,8 +1,11 @@
 """Stage 5: latency and static figures, through a profiler registry.
 
-``coreml`` times ``MLModel.predict`` on macOS with the configured compute units. ``host``
-times the package's ML program run by the mil-torch executor on this machine's CPU: it is
-labelled ``host`` in every record and table and is never device latency.
+``coreml`` times ``MLModel.predict`` on macOS for each configured compute unit (ALL, CPU_ONLY,
+CPU_AND_GPU, CPU_AND_NE): load time, first prediction, median/p90 after warm-up, and where the
+OS offers it the compute plan (ops per device). ``host`` times the package's ML program run by
+the mil-torch executor on this machine's CPU or GPU: labelled ``host``, never device latency.
+``remote`` runs either of them on a machine reachable over SSH (``coreml_bench.remote``) with
+this same module as the far side's entry point (``python -m coreml_bench.profile request.json``).
 """
 
 from __future__ import annotations
@@ -59,40 +62,113 @@ def time_calls(call: Callable[[], Any], runs: int, warmup: int) -> list[float]:
 def _host(package: Path, model_cfg: dict[str, Any], cfg: dict[str, Any]) -> dict:
     import torch
 
-    from .convert import example_shape
     from .manifest import host_info
     from .mil_executor import ProgramExecutor
 
+    device = cfg.get("device", "cpu")
+    if device == "cuda" and not torch.cuda.is_available():
+        raise RuntimeError("profiling.device 'cuda': torch sees no CUDA device on this machine")
     torch.set_num_threads(cfg["threads"])
     t0 = time.perf_counter()
-    program = ProgramExecutor(package)
+    program = ProgramExecutor(package, device=device)
     load_ms = (time.perf_counter() - t0) * 1000.0
-    example = torch.rand(*example_shape(model_cfg))
-    samples = time_calls(lambda: program(example), cfg["runs"], cfg["warmup"])
+    example = torch.rand(1, *program.input_shape[1:])
 
+    def call() -> None:
+        program(example)
+        if device == "cuda":
+            torch.cuda.synchronize()  # time the work, not the kernel launches
+
+    t0 = time.perf_counter()
+    call()
+    first_ms = (time.perf_counter() - t0) * 1000.0
+    samples = time_calls(call, cfg["runs"], cfg["warmup"])
     host = host_info()
+    if device == "cuda":
+        where = f"host GPU: {torch.cuda.get_device_name()}"
+        units = "GPU (CUDA)"
+    else:
+        where = f"host CPU: {host['processor']}"
+        units = f"CPU ({cfg['threads']} thread{'s' if cfg['threads'] > 1 else ''})"
     return {
         **latency_stats(samples),
-        "device": f"host CPU: {host['processor']}",
+        "device": where,
         "os": f"{host['system']} {host['release']}",
-        "compute_units": f"CPU ({cfg['threads']} thread{'s' if cfg['threads'] > 1 else ''})",
+        "compute_units": units,
         "load_ms": round(load_ms, 3),
+        "first_prediction_ms": round(first_ms, 3),
     }
 
 
-def _coreml(package: Path, model_cfg: dict[str, Any], cfg: dict[str, Any]) -> dict:
-    import platform
+def compute_plan_summary(compiled_path: str, compute_units: Any) -> dict[str, Any] | None:
+    """Ops of the main function per preferred device, and the estimated cost share per device.
 
-    import coremltools as ct
+    ``MLComputePlan`` exists from macOS 14.4; elsewhere (or on failure) None, and the record
+    says the plan is unavailable rather than guessing.
+    """
+    try:
+        from coremltools.models.compute_plan import MLComputePlan
+
+        plan = MLComputePlan.load_from_path(path=compiled_path, compute_units=compute_units)
+        program = plan.model_structure.program
+    except Exception as error:  # the OS or coremltools lacks the API: report, don't fail
+        log.warning("no compute plan: %s", error)
+        return None
+    if program is None:
+        return None
+    ops: dict[str, int] = {}
+    cost: dict[str, float] = {}
+    for operation in program.functions["main"].block.operations:
+        if operation.operator_name == "const":
+            continue
+        usage = plan.get_compute_device_usage_for_mlprogram_operation(operation)
+        device = _device_name(usage.preferred_compute_device) if usage else "unknown"
+        ops[device] = ops.get(device, 0) + 1
+        estimate = plan.get_estimated_cost_for_mlprogram_operation(operation)
+        if estimate is not None:
+            cost[device] = cost.get(device, 0.0) + float(estimate.weight)
+    return {
+        "ops_per_device": ops,
+        "cost_share_per_device": {k: round(v, 4) for k, v in cost.items()},
+    }
+
+
+def _device_name(device: Any) -> str:
+    name = type(device).__name__
+    return {
+        "MLCPUComputeDevice": "cpu",
+        "MLGPUComputeDevice": "gpu",
+        "MLNeuralEngineComputeDevice": "neural_engine",
+    }.get(name, name)
+
+
+def coreml_feed(package: Path) -> dict[str, Any]:
+    """A random input for the package's first input, in the form Core ML takes it."""
     import numpy as np
 
-    from .convert import INPUT_NAME, example_shape
+    from .mlpackage import input_description
+
+    described = input_description(package)
+    shape = described.get("shape") or [1, 3, 224, 224]
+    if described["type"] == "imageType":
+        from PIL import Image
+
+        mode = "L" if described.get("color_space") == "GRAYSCALE" else "RGB"
+        pixels = np.random.randint(0, 256, (shape[2], shape[3], 3), dtype=np.uint8)
+        return {described["name"]: Image.fromarray(pixels).convert(mode)}
+    return {described["name"]: np.random.rand(*shape).astype(np.float32)}
+
+
+def _coreml_one(package: Path, cfg: dict[str, Any], unit: str) -> dict[str, Any]:
+    import coremltools as ct
+
     from .mlpackage import open_package
 
+    compute_units = getattr(ct.ComputeUnit, unit)
     t0 = time.perf_counter()
-    mlmodel = open_package(package, compute_units=getattr(ct.ComputeUnit, cfg["compute_units"]))
+    mlmodel = open_package(package, compute_units=compute_units)
     load_ms = (time.perf_counter() - t0) * 1000.0
-    feed = {INPUT_NAME: np.random.rand(*example_shape(model_cfg)).astype(np.float32)}
+    feed = coreml_feed(package)
     t0 = time.perf_counter()
     mlmodel.predict(feed)
     first_ms = (time.perf_counter() - t0) * 1000.0
@@ -101,16 +177,42 @@ def _coreml(package: Path, model_cfg: dict[str, Any], cfg: dict[str, Any]) -> di
         **latency_stats(samples),
         "load_ms": round(load_ms, 3),
         "first_prediction_ms": round(first_ms, 3),
-        "device": platform.machine() + " Mac",
-        "os": f"macOS {platform.mac_ver()[0]}",
-        "compute_units": cfg["compute_units"],
+        "compute_units": unit,
+        "compute_plan": compute_plan_summary(mlmodel.get_compiled_model_path(), compute_units),
     }
 
 
+def _coreml(package: Path, model_cfg: dict[str, Any], cfg: dict[str, Any]) -> dict:
+    import platform
+
+    by_unit = {unit: _coreml_one(package, cfg, unit) for unit in cfg["compute_units"]}
+    first = by_unit[cfg["compute_units"][0]]
+    return {
+        **first,
+        "device": f"{platform.machine()} Mac ({platform.node()})",
+        "os": f"macOS {platform.mac_ver()[0]}",
+        "by_compute_units": by_unit,
+    }
+
+
+def _remote(package: Path, model_cfg: dict[str, Any], cfg: dict[str, Any]) -> dict:
+    from .remote import profile_over_ssh
+
+    return profile_over_ssh(package, model_cfg, cfg)
+
+
 PROFILERS.add(
-    "host", Profiler(_host, "the package's ML program run by the mil-torch executor, host CPU")
+    "host",
+    Profiler(_host, "the package's ML program run by the mil-torch executor on this machine"),
 )
-PROFILERS.add("coreml", Profiler(_coreml, "Core ML MLModel.predict", platforms=("darwin",)))
+PROFILERS.add(
+    "coreml",
+    Profiler(_coreml, "Core ML MLModel.predict per compute unit", platforms=("darwin",)),
+)
+PROFILERS.add(
+    "remote",
+    Profiler(_remote, "the coreml or host profiler run on a machine reached over SSH"),
+)
 
 
 def resolve_backend(requested: str) -> str:
@@ -193,10 +295,40 @@ def profile_package(
         "runs": profiling_cfg["runs"],
         "warmup": profiling_cfg["warmup"],
         "batch_size": 1,
-        "latency": latency,
+        "latency": {
+            **latency,
+            "backend": name,
+            "runs": profiling_cfg["runs"],
+            "warmup": profiling_cfg["warmup"],
+        },
         "static": static,
         "timing": timer.summary(),
         "versions": package_versions(),
     }
     write_json_atomic(output, record)
     return record
+
+
+def main(argv: list[str] | None = None) -> None:
+    """Far-side entry point: ``python -m coreml_bench.profile request.json`` (see remote.py).
+
+    Prints one line: the marker, then the latency record as JSON.
+    """
+    import json
+
+    from .remote import RESULT_MARKER
+
+    args = sys.argv[1:] if argv is None else argv
+    if len(args) != 1:
+        raise SystemExit("usage: python -m coreml_bench.profile request.json")
+    request = json.loads(Path(args[0]).read_text())
+    name = request["backend"]
+    profiler = PROFILERS[name]
+    require_platform("profiling backend", name, profiler.platforms, "host")
+    result = profiler.measure(Path(request["package"]), request["model"], request["profiling"])
+    print(RESULT_MARKER + json.dumps({**result, "backend": name}), flush=True)
+
+
+if __name__ == "__main__":
+    logging.basicConfig(level=logging.INFO, stream=sys.stderr)
+    main()

@@ -9,6 +9,7 @@ rule evaluate:
         model=model_params,
         data=evaluation_data,
         backend=CFG.evaluation.backend,
+        device=CFG.evaluation.device,
     resources:
         mem_mb=4000,
     log:
