@@ -7,6 +7,7 @@ import sys
 from pathlib import Path
 
 import pytest
+import torch
 from coreml_bench import evaluate, profile
 from coreml_bench.aggregate import aggregate
 from coreml_bench.data import DataError, image_folder, labelled_images
@@ -179,3 +180,16 @@ def test_atomic_json_write_keeps_old_file_on_failure(tmp_path: Path) -> None:
         write_json_atomic(target, {1j: 2})  # a complex key cannot be JSON
     assert json.loads(target.read_text()) == {"ok": 1}
     assert [p.name for p in tmp_path.iterdir()] == ["m.json"]
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason="the refusal is what a CPU machine sees")
+def test_cuda_device_is_refused_clearly_without_a_gpu(tmp_path: Path) -> None:
+    from coreml_bench.config import validate_config
+    from coreml_bench.mil_executor import ProgramExecutor
+
+    cfg = validate_config({"evaluation": {"device": "cuda"}, "profiling": {"device": "cuda"}})
+    assert cfg.evaluation.device == "cuda" and cfg.profiling.device == "cuda"
+    with pytest.raises(RuntimeError, match="no CUDA device"):
+        ProgramExecutor(tmp_path / "x.mlpackage", device="cuda")
+    with pytest.raises(RuntimeError, match="no CUDA device"):
+        profile.PROFILERS["host"].measure(tmp_path / "x.mlpackage", {}, {"device": "cuda"})
