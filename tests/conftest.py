@@ -68,9 +68,7 @@ def serve_directory(
     root: Path, handler: type[http.server.SimpleHTTPRequestHandler] = QuietHandler
 ) -> Iterator[str]:
     """A real ThreadingHTTPServer on 127.0.0.1:<free port> serving ``root``; yields its URL."""
-    httpd = http.server.ThreadingHTTPServer(
-        ("127.0.0.1", 0), partial(handler, directory=str(root))
-    )
+    httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), partial(handler, directory=str(root)))
     # A short poll interval keeps shutdown() from costing 0.5 s per test.
     thread = threading.Thread(target=httpd.serve_forever, args=(0.05,), daemon=True)
     thread.start()
