@@ -38,7 +38,8 @@ def _common_options(remote: dict[str, Any]) -> list[str]:
     # BatchMode: never prompt (a job must fail, not hang, when a key is missing).
     options = ["-o", "BatchMode=yes", "-o", f"ConnectTimeout={remote['connect_timeout_s']}"]
     if remote.get("identity_file"):
-        options += ["-i", str(remote["identity_file"]), "-o", "IdentitiesOnly=yes"]
+        key = Path(remote["identity_file"]).expanduser()
+        options += ["-i", str(key), "-o", "IdentitiesOnly=yes"]
     for option in remote.get("ssh_options", []):
         options += ["-o", option]
     return options
