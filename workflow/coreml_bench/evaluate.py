@@ -88,14 +88,16 @@ def coreml_predictor(package: Path, compute_units: str = "ALL") -> Predictor:
     import numpy as np
     import torch
 
-    from .convert import INPUT_NAME, OUTPUT_NAME
     from .mlpackage import open_package
 
     mlmodel = open_package(package, compute_units=getattr(ct.ComputeUnit, compute_units))
+    # The package's own names: published packages need not use this workflow's image/logits.
+    description = mlmodel.get_spec().description
+    input_name, output_name = description.input[0].name, description.output[0].name
 
     def predict(batch: Any) -> Any:
         outputs = [
-            mlmodel.predict({INPUT_NAME: sample[None].numpy().astype(np.float32)})[OUTPUT_NAME]
+            mlmodel.predict({input_name: sample[None].numpy().astype(np.float32)})[output_name]
             for sample in batch
         ]
         return torch.from_numpy(np.concatenate(outputs, axis=0).astype(np.float32))
