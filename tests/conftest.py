@@ -78,3 +78,16 @@ def serve_directory(
         httpd.shutdown()
         httpd.server_close()
         thread.join(timeout=5)
+
+
+@pytest.fixture(scope="session")
+def fashion_package(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A real fp16 package of a small seeded network (what a published zip would hold)."""
+    import torch
+    from coreml_bench.convert import to_coreml
+    from coreml_bench.models import build_model
+
+    torch.manual_seed(0)
+    package = tmp_path_factory.mktemp("pkg") / "FashionCNN.mlpackage"
+    to_coreml(build_model("fashion_cnn", 10), 28, in_channels=1).save(str(package))
+    return package

@@ -27,15 +27,6 @@ ROOT = Path(__file__).resolve().parents[1]
 FASHION = Path("/usr/share/datasets/fashion-mnist")
 
 
-@pytest.fixture(scope="module")
-def fashion_package(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """A real fp16 package of a small seeded network (what a published zip would hold)."""
-    torch.manual_seed(0)
-    package = tmp_path_factory.mktemp("pkg") / "FashionCNN.mlpackage"
-    to_coreml(build_model("fashion_cnn", 10), 28, in_channels=1).save(str(package))
-    return package
-
-
 def _zip_package(package: Path, archive: Path, extra: dict[str, bytes] | None = None) -> Path:
     """Zip a package the way Finder does: the .mlpackage folder at the top, plus junk."""
     with zipfile.ZipFile(archive, "w") as bundle:

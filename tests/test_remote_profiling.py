@@ -17,10 +17,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-import torch
 from conftest import run_snakemake, write_config
-from coreml_bench.convert import to_coreml
-from coreml_bench.models import build_model
 from coreml_bench.remote import RemoteError, profile_over_ssh
 
 SSHD = Path("/usr/sbin/sshd")
@@ -85,12 +82,9 @@ def sshd(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict]:
         server.wait(timeout=10)
 
 
-@pytest.fixture(scope="module")
-def package(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    torch.manual_seed(0)
-    path = tmp_path_factory.mktemp("pkg") / "fashion.mlpackage"
-    to_coreml(build_model("fashion_cnn", 10), 28, in_channels=1).save(str(path))
-    return path
+@pytest.fixture
+def package(fashion_package: Path) -> Path:
+    return fashion_package
 
 
 def _profiling(remote: dict, **changes: object) -> dict:

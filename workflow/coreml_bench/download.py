@@ -316,11 +316,16 @@ def fetch_weights(
     else:
         raise TypeError(f"unsupported weights source {type(source).__name__}")
 
+    return _source_record(source.kind, origin, digest, dest, verified)
+
+
+def _source_record(kind: str, origin: str, digest: str, path: Path, verified: str) -> dict:
+    """What a manifest records about where a model's bytes came from."""
     return {
-        "kind": source.kind,
+        "kind": kind,
         "origin": origin,
         "sha256": digest,
-        "bytes": dest.stat().st_size,
+        "bytes": path.stat().st_size,
         "verified": verified,
     }
 
@@ -401,13 +406,7 @@ def fetch_coreml_package(
     digest = download_url(origin, archive, sha256=source.sha256)
     verified = "sha256" if source.sha256 else _unpinned(origin, digest)
     extract_mlpackage(archive, package)
-    return {
-        "kind": source.kind,
-        "origin": origin,
-        "sha256": digest,
-        "bytes": archive.stat().st_size,
-        "verified": verified,
-    }
+    return _source_record(source.kind, origin, digest, archive, verified)
 
 
 def _unpinned(origin: str, digest: str) -> str:
