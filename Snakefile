@@ -14,7 +14,9 @@ configfile: "config/config.yaml"
 
 
 # One validation up front: a bad config stops here, before any job, naming field and value.
-CFG = validate_config(config)
+# coremltools' own check of torch-side settings runs in rule check_torch_settings instead
+# (it imports coremltools.optimize.torch: seconds on every parse, on every cluster node).
+CFG = validate_config(config, coremltools_check=False)
 check_local_paths(CFG)
 
 
@@ -22,6 +24,7 @@ include: "workflow/rules/common.smk"
 include: "workflow/rules/download.smk"
 include: "workflow/rules/train.smk"
 include: "workflow/rules/convert.smk"
+include: "workflow/rules/check.smk"
 include: "workflow/rules/compress.smk"
 include: "workflow/rules/compress_torch.smk"
 include: "workflow/rules/evaluate.smk"

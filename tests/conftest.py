@@ -1,83 +1,16 @@
-"""Shared fixtures: paths into the repository and a runner for real snakemake invocations."""
+"""Shared fixtures (helpers shared by test modules are in helpers.py)."""
 
 from __future__ import annotations
 
-import contextlib
-import http.server
-import os
-import shutil
-import subprocess
-import sys
-import threading
-from collections.abc import Iterator
-from functools import partial
 from pathlib import Path
 
 import pytest
-import yaml
-
-ROOT = Path(__file__).resolve().parents[1]
-SNAKEMAKE = str(Path(sys.executable).with_name("snakemake"))
-
-
-def run_snakemake(
-    workdir: Path, *args: str, check: bool = True, timeout: float = 1200
-) -> subprocess.CompletedProcess[str]:
-    """Run the real workflow (this repo's Snakefile) in ``workdir``."""
-    env = dict(os.environ)
-    env["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{env.get('PATH', '')}"
-    cmd = [
-        SNAKEMAKE,
-        "--snakefile", str(ROOT / "Snakefile"),
-        "--directory", str(workdir),
-        "--configfile", str(workdir / "config.yaml"),
-        "--cores", "2",
-        *args,
-    ]  # fmt: skip
-    result = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout, env=env)
-    if check and result.returncode != 0:
-        raise AssertionError(
-            f"snakemake failed ({result.returncode}):\n"
-            f"{result.stdout[-6000:]}\n{result.stderr[-6000:]}"
-        )
-    return result
-
-
-def write_config(workdir: Path, config: dict) -> Path:
-    workdir.mkdir(parents=True, exist_ok=True)
-    path = workdir / "config.yaml"
-    path.write_text(yaml.safe_dump(config, sort_keys=False))
-    # The Snakefile's `configfile:` is relative to the working directory.
-    (workdir / "config").mkdir(exist_ok=True)
-    shutil.copy(path, workdir / "config" / "config.yaml")
-    return path
+from helpers import ROOT
 
 
 @pytest.fixture
 def repo_root() -> Path:
     return ROOT
-
-
-class QuietHandler(http.server.SimpleHTTPRequestHandler):
-    def log_message(self, format: str, *args: object) -> None:
-        pass  # keep pytest output clean
-
-
-@contextlib.contextmanager
-def serve_directory(
-    root: Path, handler: type[http.server.SimpleHTTPRequestHandler] = QuietHandler
-) -> Iterator[str]:
-    """A real ThreadingHTTPServer on 127.0.0.1:<free port> serving ``root``; yields its URL."""
-    httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), partial(handler, directory=str(root)))
-    # A short poll interval keeps shutdown() from costing 0.5 s per test.
-    thread = threading.Thread(target=httpd.serve_forever, args=(0.05,), daemon=True)
-    thread.start()
-    try:
-        yield f"http://127.0.0.1:{httpd.server_address[1]}"
-    finally:
-        httpd.shutdown()
-        httpd.server_close()
-        thread.join(timeout=5)
 
 
 @pytest.fixture(scope="session")

@@ -18,7 +18,7 @@ from pathlib import Path
 
 import pytest
 import torch
-from conftest import ROOT, SNAKEMAKE, run_snakemake, write_config
+from helpers import ROOT, SNAKEMAKE, run_snakemake, write_config
 from coreml_bench.compress_torch import PalettizeDKM, effective_recipe
 from coreml_bench.config import ConfigError, validate_config
 from coreml_bench.models import build_model

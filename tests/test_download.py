@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 import torch
-from conftest import QuietHandler, serve_directory
+from helpers import QuietHandler, serve_directory
 from coreml_bench.download import (
     ChecksumError,
     DownloadError,

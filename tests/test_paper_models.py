@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 import torch
-from conftest import run_snakemake, serve_directory, write_config
+from helpers import run_snakemake, serve_directory, write_config
 from coreml_bench.centernet import OUTPUT_STRIDE, decode
 from coreml_bench.convert import to_coreml
 from coreml_bench.detection import category_ids, coco_map, coco_results, deepforest_sample

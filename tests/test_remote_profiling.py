@@ -17,7 +17,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from conftest import run_snakemake, write_config
+from helpers import run_snakemake, write_config
 from coreml_bench.remote import RemoteError, profile_over_ssh
 
 SSHD = Path("/usr/sbin/sshd")

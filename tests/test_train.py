@@ -14,7 +14,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-from conftest import run_snakemake, write_config
+from helpers import run_snakemake, write_config
 from coreml_bench.config import ConfigError, check_local_paths, validate_config
 from coreml_bench.data import DataError, evaluation_loader, fashion_mnist, read_idx
 from coreml_bench.models import build_model

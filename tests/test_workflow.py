@@ -8,7 +8,7 @@ import sqlite3
 from pathlib import Path
 
 import pytest
-from conftest import run_snakemake, write_config
+from helpers import run_snakemake, write_config
 
 SMALL_CONFIG = {
     "study": "itest",

@@ -6,7 +6,8 @@ import argparse
 import sys
 from pathlib import Path
 
-from .config import ConfigError, default_config_yaml, json_schema_text, load_config
+from .config import ConfigError, load_config
+from .config.generate import default_config_yaml, json_schema_text
 
 ROOT = Path(__file__).resolve().parents[2]
 

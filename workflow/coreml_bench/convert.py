@@ -1,13 +1,17 @@
-"""Stage 2: torch → Core ML ML program (fp16) plus a manifest beside the package."""
+"""Stage convert: torch → Core ML ML program (fp16) plus a manifest beside the package."""
 
 from __future__ import annotations
 
 import logging
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
-from .manifest import StageTimer, package_versions, write_json_atomic
-from .mlpackage import package_summary, save_atomic
+from .compress.registry import DeploymentTarget
+from .io import write_json_atomic
+from .mlpackage.files import package_summary, save_atomic
+from .models import ModelSpec, load_model
+from .provenance import StageTimer, package_versions
+from .schema_base import StrictModel
 
 log = logging.getLogger(__name__)
 
@@ -15,10 +19,11 @@ INPUT_NAME = "image"
 OUTPUT_NAME = "logits"
 
 
-def example_shape(model_cfg: dict[str, Any]) -> tuple[int, int, int, int]:
-    """The batch-1 input shape of a resolved model config (``ModelConfig.resolved()``)."""
-    size = model_cfg["input_size"]
-    return (1, model_cfg["in_channels"], size, size)
+class ConversionSettings(StrictModel):
+    """Section ``conversion``: how every model becomes an fp16 ML program."""
+
+    minimum_deployment_target: DeploymentTarget = "iOS18"
+    method: Literal["export", "trace"] = "export"
 
 
 def to_coreml(
@@ -58,38 +63,33 @@ def to_coreml(
 
 def convert_model(
     *,
-    model_cfg: dict[str, Any],
-    conversion_cfg: dict[str, Any],
+    model: ModelSpec,
+    conversion: ConversionSettings,
     weights: Path,
     package: Path,
     manifest: Path,
 ) -> dict[str, Any]:
     """Load the checkpoint, convert, save the package atomically and write its manifest."""
-    from .models import load_model
-
     timer = StageTimer()
     with timer.section("load"):
-        model = load_model(model_cfg["architecture"], weights, model_cfg["num_classes"])
-    log.info("converting %s via torch.%s", model_cfg["id"], conversion_cfg["method"])
+        torch_model = load_model(model.architecture, weights, model.num_classes)
+    log.info("converting %s via torch.%s", model.id, conversion.method)
     with timer.section("convert"):
         mlmodel = to_coreml(
-            model,
-            model_cfg["input_size"],
-            in_channels=model_cfg["in_channels"],
-            minimum_deployment_target=conversion_cfg["minimum_deployment_target"],
-            method=conversion_cfg["method"],
+            torch_model,
+            model.input_size,
+            in_channels=model.in_channels,
+            minimum_deployment_target=conversion.minimum_deployment_target,
+            method=conversion.method,
         )
     with timer.section("save"):
         save_atomic(mlmodel, package)
     record = {
         "stage": "convert",
-        "model": model_cfg["id"],
+        "model": model.id,
         "package": str(package),
-        "conversion": conversion_cfg,
-        "input": {
-            "name": INPUT_NAME,
-            "shape": list(example_shape(model_cfg)),
-        },
+        "conversion": conversion.model_dump(mode="json"),
+        "input": {"name": INPUT_NAME, "shape": list(model.example_shape())},
         **package_summary(package),
         "timing": timer.summary(),
         "versions": package_versions(),

@@ -1,4 +1,5 @@
-"""Stage 1: materialise a model's checkpoint at a path, verified and atomically.
+"""Stages download_weights and import_package: a model's checkpoint (or published package)
+at a path, verified and atomically.
 
 Sources: torchvision weights (URL + the sha256 prefix in the file name, as torchvision checks
 it), any URL with a full sha256, a local file, a file shipped inside a Python package, or a
@@ -9,29 +10,28 @@ mismatch or an interruption never leaves a partial file at ``dest`` (nor replace
 
 from __future__ import annotations
 
-import contextlib
-import functools
 import hashlib
 import http.client
 import importlib.resources
 import logging
-import os
 import re
 import shutil
 import stat
 import sys
-import tempfile
 import urllib.error
 import urllib.parse
 import urllib.request
 import zipfile
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path, PurePosixPath
 from typing import IO, TYPE_CHECKING
 
 from tqdm import tqdm
 
-from .sources import (
+from .io import CHUNK, atomic_directory, atomic_stream, sha256_file, write_json_atomic
+from .mlpackage.files import input_description, package_summary
+from .models import ModelSpec, build_model
+from .models.sources import (
     CoreMLPackageSource,
     LocalFileSource,
     PackageSource,
@@ -40,6 +40,7 @@ from .sources import (
     UrlSource,
     WeightsSource,
 )
+from .provenance import StageTimer, package_versions
 
 if TYPE_CHECKING:
     from importlib.resources.abc import Traversable
@@ -48,7 +49,6 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
-CHUNK = 1 << 20
 # torch.hub's rule (HASH_REGEX in torch/hub.py): the hex run after a '-' and before a '.' of
 # the file name is a sha256 prefix, e.g. "mobilenet_v2-b0353104.pth" -> "b0353104".
 HASH_PREFIX = re.compile(r"-([a-f0-9]*)\.")
@@ -65,52 +65,6 @@ class ChecksumError(DownloadError):
 
 class ArchiveError(ValueError):
     """A package zip is unsafe (zip-slip, links) or does not hold exactly one .mlpackage."""
-
-
-def sha256_file(path: Path) -> str:
-    """Full sha256 hex digest of a file, read in chunks so big checkpoints stay out of RAM."""
-    digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        for chunk in iter(lambda: handle.read(CHUNK), b""):
-            digest.update(chunk)
-    return digest.hexdigest()
-
-
-@functools.cache
-def _file_mode() -> int:
-    # Temp files are created 0600; give the final file the mode a plain open() would, so a
-    # shared cache stays readable. umask can only be read by setting it, hence once, cached.
-    umask = os.umask(0o022)
-    os.umask(umask)
-    return 0o666 & ~umask
-
-
-@contextlib.contextmanager
-def _staged(dest: Path) -> Iterator[IO[bytes]]:
-    """A temp file beside ``dest``, renamed onto it only if the body finishes without error.
-
-    Same directory => same filesystem, so ``os.replace`` is atomic. BaseException is caught
-    so a Ctrl-C (KeyboardInterrupt) mid-download also removes the temp file.
-    """
-    dest.parent.mkdir(parents=True, exist_ok=True)
-    tmp: Path | None = None
-    try:
-        with tempfile.NamedTemporaryFile(
-            dir=dest.parent, delete=False, prefix=".", suffix=".part"
-        ) as handle:
-            tmp = Path(handle.name)
-            yield handle
-            handle.flush()
-            # Durable before visible: a crash right after the rename must not expose a
-            # correctly named but truncated checkpoint.
-            os.fsync(handle.fileno())
-        os.chmod(tmp, _file_mode())
-        os.replace(tmp, dest)
-    except BaseException:
-        if tmp is not None:
-            with contextlib.suppress(FileNotFoundError):
-                tmp.unlink()
-        raise
 
 
 def _verify(origin: str, actual: str, sha256: str | None, sha256_prefix: str | None) -> None:
@@ -150,7 +104,7 @@ def download_url(
 
     digest = hashlib.sha256()
     received = 0
-    with _staged(dest) as handle:
+    with atomic_stream(dest) as handle:
         try:
             response = urllib.request.urlopen(url, timeout=timeout)
         except urllib.error.HTTPError as error:
@@ -221,7 +175,7 @@ def torchvision_weights_url(weights: str) -> tuple[str, str]:
 def _copy_verified(src: IO[bytes], dest: Path, origin: str, sha256: str | None) -> str:
     """Copy an open stream to ``dest`` atomically, hashing on the way; verify before rename."""
     digest = hashlib.sha256()
-    with _staged(dest) as handle:
+    with atomic_stream(dest) as handle:
         for chunk in iter(lambda: src.read(CHUNK), b""):
             handle.write(chunk)
             digest.update(chunk)
@@ -262,7 +216,7 @@ def _save_random(
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(source.seed)
         state = build_model().state_dict()
-    with _staged(dest) as handle:
+    with atomic_stream(dest) as handle:
         # Save to the handle, not the temp path: torch.save embeds a path's stem in the zip
         # entry names, which would make the bytes (and sha256) differ run to run.
         torch.save(state, handle)
@@ -370,10 +324,7 @@ def extract_mlpackage(archive: Path, dest: Path) -> None:
             )
         root = roots.pop()
         assert root is not None
-        dest.parent.mkdir(parents=True, exist_ok=True)
-        tmp_dir = Path(tempfile.mkdtemp(dir=dest.parent, prefix=f".{dest.name}."))
-        try:
-            staged = tmp_dir / dest.name
+        with atomic_directory(dest) as staged:
             staged.mkdir()
             for member in members:
                 relative = PurePosixPath(member.filename).relative_to(root)
@@ -386,11 +337,6 @@ def extract_mlpackage(archive: Path, dest: Path) -> None:
                     shutil.copyfileobj(src, out, CHUNK)
             if not (staged / "Manifest.json").is_file():
                 raise ArchiveError(f"{archive}: {root} has no Manifest.json; not an .mlpackage")
-            if dest.exists():
-                shutil.rmtree(dest)
-            staged.rename(dest)
-        finally:
-            shutil.rmtree(tmp_dir, ignore_errors=True)
     log.info("unpacked %s from %s -> %s", root, archive, dest)
 
 
@@ -417,3 +363,45 @@ def _unpinned(origin: str, digest: str) -> str:
         digest,
     )
     return "none"
+
+
+def download_weights(*, model: ModelSpec, weights: Path, manifest: Path) -> dict[str, object]:
+    """Stage download_weights: the checkpoint of ``model.source`` and its manifest."""
+    timer = StageTimer()
+    record = fetch_weights(
+        model.source,
+        weights,
+        build_model=lambda: build_model(model.architecture, model.num_classes),
+    )
+    manifest_record = {
+        "stage": "download",
+        "model": model.id,
+        **record,
+        "timing": timer.summary(),
+    }
+    write_json_atomic(manifest, manifest_record)
+    return manifest_record
+
+
+def import_package(
+    *, model: ModelSpec, archive: Path, package: Path, manifest: Path
+) -> dict[str, object]:
+    """Stage import_package: a published Core ML package becomes the model's fp16 baseline."""
+    if not isinstance(model.source, CoreMLPackageSource):
+        raise ValueError(f"model {model.id!r}: import_package needs a coreml_package source")
+    timer = StageTimer()
+    with timer.section("download"):
+        record = fetch_coreml_package(model.source, archive, package)
+    manifest_record = {
+        # "convert" on purpose: downstream stages treat this as the fp16 baseline.
+        "stage": "convert",
+        "model": model.id,
+        "package": str(package),
+        "source": record,
+        "input": input_description(package),
+        **package_summary(package),
+        "timing": timer.summary(),
+        "versions": package_versions(),
+    }
+    write_json_atomic(manifest, manifest_record)
+    return manifest_record

@@ -1,16 +1,20 @@
-"""Adapters between Snakemake jobs and the stage functions.
+"""The one adapter between Snakemake jobs and the stages.
 
-Each workflow/scripts/<stage>.py calls one of these with Snakemake's ``snakemake`` object, so
-rules stay a few lines and the logic stays importable and testable without Snakemake.
+``workflow/scripts/run_stage.py`` (every rule's script) calls :func:`run`, which looks up the
+job's rule in ``STAGES``: each entry rebuilds the typed objects from the rule's plain-JSON
+params once and calls one stage function, which writes its own outputs and manifest. Rules
+stay a few lines and the logic stays importable and testable without Snakemake.
 """
 
 from __future__ import annotations
 
 import contextlib
 import logging
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
+
+from .registry import load_plugins
 
 
 @contextlib.contextmanager
@@ -42,235 +46,288 @@ def _limit_threads(threads: int) -> None:
 
 def _context(smk: Any) -> dict[str, Any]:
     wildcards = dict(smk.wildcards.items())
-    context = {"model": wildcards["model"]}
+    context: dict[str, Any] = {"model": wildcards["model"]}
     if "experiment" in wildcards:
         context["experiment"] = wildcards["experiment"]
         context["trial"] = int(wildcards["trial"])
     return context
 
 
-def download_job(smk: Any) -> None:
-    from pydantic import TypeAdapter
+# ------------------------------------------------------------------- typed from params
 
-    from .download import fetch_weights
-    from .manifest import StageTimer, write_json_atomic
-    from .models import build_model
-    from .sources import WeightsSource
 
-    with job_logging(smk.log[0]):
-        timer = StageTimer()
-        model_cfg = smk.params.model
-        source = TypeAdapter(WeightsSource).validate_python(model_cfg["source"])
-        record = fetch_weights(
-            source,
-            Path(smk.output.weights),
-            build_model=lambda: build_model(model_cfg["architecture"], model_cfg["num_classes"]),
-        )
-        write_json_atomic(
-            Path(smk.output.manifest),
-            {"stage": "download", "model": model_cfg["id"], **record, "timing": timer.summary()},
-        )
+def _model(smk: Any) -> Any:
+    from .models import ModelSpec
+
+    return ModelSpec.model_validate(smk.params.model)
+
+
+def _data_source(data: dict[str, Any], role: str = "evaluation") -> Any:
+    """A data kind's params object from its JSON (the registry says which class)."""
+    from .data import DATA_KINDS
+
+    kind = DATA_KINDS[data["kind"]]
+    params = kind.params if role == "evaluation" else kind.training_params
+    assert params is not None, f"data kind {data['kind']!r} has no {role} role"
+    return params.model_validate(data)
+
+
+def _evaluation(smk: Any) -> Any:
+    from .data import DataSelection
+
+    data = smk.params.data
+    return DataSelection(
+        source=_data_source(data["evaluation"]),
+        batch_size=data["batch_size"],
+        limit=data["limit"],
+    )
+
+
+def _training(smk: Any) -> Any:
+    training = smk.params.training
+    return None if training is None else _data_source(training, role="training")
+
+
+def _compression(smk: Any) -> Any:
+    from .compress import ALGORITHMS
+
+    compression = smk.params.compression
+    return ALGORITHMS[compression["algorithm"]].params.model_validate(compression)
+
+
+def _conversion(smk: Any) -> Any:
+    from .convert import ConversionSettings
+
+    return ConversionSettings.model_validate(smk.params.conversion)
+
+
+def _recipe(value: dict[str, Any] | None) -> Any:
+    from .train.recipe import TrainingRecipe
+
+    return None if value is None else TrainingRecipe.model_validate(value)
+
+
+# -------------------------------------------------------------------------- the stages
+
+
+def download_weights_job(smk: Any) -> None:
+    from .download import download_weights
+
+    download_weights(
+        model=_model(smk), weights=Path(smk.output.weights), manifest=Path(smk.output.manifest)
+    )
 
 
 def import_package_job(smk: Any) -> None:
-    """A published Core ML package becomes the model's fp16 baseline (in place of convert)."""
-    from .download import fetch_coreml_package
-    from .manifest import StageTimer, package_versions, write_json_atomic
-    from .mlpackage import input_description, package_summary
-    from .sources import CoreMLPackageSource
+    from .download import import_package
 
-    with job_logging(smk.log[0]):
-        timer = StageTimer()
-        model_cfg = smk.params.model
-        source = CoreMLPackageSource.model_validate(model_cfg["source"])
-        package = Path(smk.output.package)
-        with timer.section("download"):
-            record = fetch_coreml_package(source, Path(smk.output.archive), package)
-        write_json_atomic(
-            Path(smk.output.manifest),
-            {
-                # "convert" on purpose: downstream stages treat this as the fp16 baseline.
-                "stage": "convert",
-                "model": model_cfg["id"],
-                "package": str(package),
-                "source": record,
-                "input": input_description(package),
-                **package_summary(package),
-                "timing": timer.summary(),
-                "versions": package_versions(),
-            },
-        )
+    import_package(
+        model=_model(smk),
+        archive=Path(smk.output.archive),
+        package=Path(smk.output.package),
+        manifest=Path(smk.output.manifest),
+    )
 
 
 def train_baseline_job(smk: Any) -> None:
-    from .download import sha256_file
-    from .manifest import StageTimer, package_versions, write_json_atomic
-    from .train import train_baseline
+    from .train.baseline import train_baseline
 
-    with job_logging(smk.log[0]):
-        _limit_threads(smk.threads)
-        timer = StageTimer()
-        with timer.section("train"):
-            result = train_baseline(
-                model_cfg=smk.params.model,
-                data_cfg=smk.params.data,
-                weights=Path(smk.output.weights),
-                checkpoint_dir=Path(smk.params.checkpoint_dir),
-            )
-        write_json_atomic(
-            Path(smk.output.manifest),
-            {
-                "stage": "train",
-                "model": smk.params.model["id"],
-                "kind": "train",
-                "origin": f"trained by the workflow on {smk.params.data['training']['kind']}",
-                "sha256": sha256_file(Path(smk.output.weights)),
-                "bytes": Path(smk.output.weights).stat().st_size,
-                **result,
-                "timing": timer.summary(),
-                "versions": package_versions(),
-            },
-        )
+    _limit_threads(smk.threads)
+    model = _model(smk)
+    train_baseline(
+        model=model,
+        recipe=_recipe(smk.params.model["source"]["recipe"]),
+        training=_training(smk),
+        evaluation=_evaluation(smk),
+        weights=Path(smk.output.weights),
+        manifest=Path(smk.output.manifest),
+        checkpoint_dir=Path(smk.params.checkpoint_dir),
+    )
 
 
 def convert_job(smk: Any) -> None:
     from .convert import convert_model
 
-    with job_logging(smk.log[0]):
-        _limit_threads(smk.threads)
-        convert_model(
-            model_cfg=smk.params.model,
-            conversion_cfg=smk.params.conversion,
-            weights=Path(smk.input.weights),
-            package=Path(smk.output.package),
-            manifest=Path(smk.output.manifest),
-        )
+    _limit_threads(smk.threads)
+    convert_model(
+        model=_model(smk),
+        conversion=_conversion(smk),
+        weights=Path(smk.input.weights),
+        package=Path(smk.output.package),
+        manifest=Path(smk.output.manifest),
+    )
+
+
+def check_torch_settings_job(smk: Any) -> None:
+    """coremltools' own validation of one torch-side experiment's settings (see torch_side)."""
+    from .compress import ALGORITHMS
+    from .io import write_json_atomic
+
+    compression = smk.params.compression
+    params = ALGORITHMS[compression["algorithm"]].params.model_validate(compression)
+    config = params.coremltools_config()  # type: ignore[attr-defined]
+    write_json_atomic(
+        Path(smk.output[0]),
+        {
+            "stage": "check_torch_settings",
+            "experiment": smk.wildcards.experiment,
+            "compression": compression,
+            "coremltools_config": type(config).__name__,
+            "accepted": True,
+        },
+    )
 
 
 def compress_job(smk: Any) -> None:
-    from .compress import compress_package
-    from .manifest import read_json
+    from .compress.stage import compress_package
+    from .io import read_json
 
-    with job_logging(smk.log[0]):
-        compress_package(
-            compression=smk.params.compression,
-            baseline_package=Path(smk.input.package),
-            baseline_manifest=read_json(smk.input.manifest),
-            package=Path(smk.output.package),
-            manifest=Path(smk.output.manifest),
-            context=_context(smk),
-        )
+    compress_package(
+        params=_compression(smk),
+        baseline_package=Path(smk.input.package),
+        baseline_manifest=read_json(smk.input.manifest),
+        package=Path(smk.output.package),
+        manifest=Path(smk.output.manifest),
+        context=_context(smk),
+    )
 
 
 def compress_torch_job(smk: Any) -> None:
-    from .compress_torch import compress_with_torch
-    from .manifest import read_json
-    from .tracking import ARTIFACT_ROOT, LOCK_PATH, EpochLogger
-    from .train import TrainingRecipe
+    from .compress.stage import compress_with_torch
+    from .io import read_json
+    from .tracking.mlflow_store import ARTIFACT_ROOT, LOCK_PATH, EpochLogger
+    from .tracking.settings import TrackingSettings
 
-    with job_logging(smk.log[0]):
-        _limit_threads(smk.threads)
-        context = _context(smk)
-        recipe = smk.params.recipe
-        tracking = smk.params.tracking
-        logger = None
-        if tracking["enabled"] and recipe is not None:
-            logger = EpochLogger(
-                tracking_uri=tracking["uri"],
-                study=smk.params.study,
-                artifact_root=ARTIFACT_ROOT,
-                model_id=context["model"],
-                experiment_id=context["experiment"],
-                trial=context["trial"],
-                fingerprint=TrainingRecipe.model_validate(recipe).fingerprint(),
-                lock_path=LOCK_PATH,
-            )
-        try:
-            compress_with_torch(
-                compression=smk.params.compression,
-                recipe=recipe,
-                model_cfg=smk.params.model,
-                data_cfg=smk.params.data,
-                conversion_cfg=smk.params.conversion,
-                weights=Path(smk.input.weights),
-                baseline_manifest=read_json(smk.input.manifest),
-                package=Path(smk.output.package),
-                manifest=Path(smk.output.manifest),
-                checkpoint_dir=Path(smk.params.checkpoint_dir),
-                context=context,
-                on_epoch_end=logger,
-                record_extra=lambda: {"training_run_id": logger.run_id if logger else None},
-            )
-        except Exception:
-            # An interrupted job (Ctrl-C, SIGTERM) leaves its MLflow run RUNNING on purpose:
-            # the rerun resumes from the checkpoint and continues that run.
-            if logger is not None:
-                logger.finish("FAILED")
-            raise
+    _limit_threads(smk.threads)
+    context = _context(smk)
+    recipe = _recipe(smk.params.recipe)
+    tracking = TrackingSettings.model_validate(smk.params.tracking)
+    logger = None
+    if tracking.enabled and recipe is not None:
+        logger = EpochLogger(
+            tracking_uri=tracking.uri,
+            study=smk.params.study,
+            artifact_root=ARTIFACT_ROOT,
+            model_id=context["model"],
+            experiment_id=context["experiment"],
+            trial=context["trial"],
+            fingerprint=recipe.fingerprint(),
+            lock_path=LOCK_PATH,
+        )
+    try:
+        compress_with_torch(
+            params=_compression(smk),
+            recipe=recipe,
+            model=_model(smk),
+            evaluation=_evaluation(smk),
+            training=_training(smk),
+            conversion=_conversion(smk),
+            weights=Path(smk.input.weights),
+            baseline_manifest=read_json(smk.input.manifest),
+            package=Path(smk.output.package),
+            manifest=Path(smk.output.manifest),
+            checkpoint_dir=Path(smk.params.checkpoint_dir),
+            context=context,
+            on_epoch_end=logger,
+            record_extra=lambda: {"training_run_id": logger.run_id if logger else None},
+        )
+    except Exception:
+        # An interrupted job (Ctrl-C, SIGTERM) leaves its MLflow run RUNNING on purpose:
+        # the rerun resumes from the checkpoint and continues that run.
         if logger is not None:
-            logger.finish()
+            logger.finish("FAILED")
+        raise
+    if logger is not None:
+        logger.finish()
 
 
 def evaluate_job(smk: Any) -> None:
-    from .evaluate import evaluate_package
+    from .evaluate.stage import evaluate_package
 
-    with job_logging(smk.log[0]):
-        _limit_threads(smk.threads)
-        weights = smk.input.get("weights")
-        evaluate_package(
-            package=Path(smk.input.package),
-            weights=Path(weights) if weights else None,
-            model_cfg=smk.params.model,
-            data_cfg=smk.params.data,
-            backend=smk.params.backend,
-            device=smk.params.device,
-            output=Path(smk.output[0]),
-            context=_context(smk),
-        )
+    _limit_threads(smk.threads)
+    weights = smk.input.get("weights")
+    evaluate_package(
+        package=Path(smk.input.package),
+        weights=Path(weights) if weights else None,
+        model=_model(smk),
+        data=_evaluation(smk),
+        backend=smk.params.backend,
+        device=smk.params.device,
+        output=Path(smk.output[0]),
+        context=_context(smk),
+    )
 
 
 def profile_job(smk: Any) -> None:
-    from .profile import profile_package
+    from .profile.settings import ProfilingSettings
+    from .profile.stage import profile_package
 
-    with job_logging(smk.log[0]):
-        # The rule claims all cores for isolation; torch itself uses the configured threads.
-        profile_package(
-            package=Path(smk.input.package),
-            model_cfg=smk.params.model,
-            profiling_cfg=smk.params.profiling,
-            output=Path(smk.output[0]),
-            context=_context(smk),
-        )
+    # The rule claims all cores for isolation; torch itself uses the configured threads.
+    profiling = ProfilingSettings.model_validate(smk.params.profiling)
+    profile_package(
+        package=Path(smk.input.package),
+        model=_model(smk),
+        backend=profiling.backend,
+        run=profiling.latency_run(),
+        output=Path(smk.output[0]),
+        context=_context(smk),
+    )
 
 
 def track_job(smk: Any) -> None:
-    from .tracking_records import track_variant
+    from .tracking.settings import TrackingSettings
+    from .tracking.variant import track_variant
 
-    with job_logging(smk.log[0]):
-        track_variant(
-            package=Path(smk.input.package),
-            manifest=Path(smk.input.manifest),
-            evaluation=Path(smk.input.evaluation),
-            profile=Path(smk.input.profile),
-            logs=[Path(p) for p in smk.input.logs],
-            run_params=smk.params.run_params,
-            tracking_cfg=smk.params.tracking,
-            study=smk.params.study,
-            output=Path(smk.output[0]),
-            context=_context(smk),
-        )
+    track_variant(
+        package=Path(smk.input.package),
+        manifest=Path(smk.input.manifest),
+        evaluation=Path(smk.input.evaluation),
+        profile=Path(smk.input.profile),
+        logs=[Path(p) for p in smk.input.logs],
+        run_params=smk.params.run_params,
+        tracking=TrackingSettings.model_validate(smk.params.tracking),
+        study=smk.params.study,
+        output=Path(smk.output[0]),
+        context=_context(smk),
+    )
 
 
 def aggregate_job(smk: Any) -> None:
-    from .aggregate import aggregate
+    from .aggregate.stage import aggregate
+    from .aggregate.tables import TableRow
 
+    aggregate(
+        manifests=[Path(p) for p in smk.input.manifests],
+        evaluations=[Path(p) for p in smk.input.evaluations],
+        profiles=[Path(p) for p in smk.input.profiles],
+        rows=[TableRow.model_validate(row) for row in smk.params.rows],
+        table_csv=Path(smk.output.csv),
+        table_md=Path(smk.output.markdown),
+        plot=Path(smk.output.plot),
+    )
+
+
+STAGES: dict[str, Callable[[Any], None]] = {
+    "download_weights": download_weights_job,
+    "import_package": import_package_job,
+    "train_baseline": train_baseline_job,
+    "convert": convert_job,
+    "check_torch_settings": check_torch_settings_job,
+    "compress": compress_job,
+    "compress_torch": compress_torch_job,
+    "evaluate": evaluate_job,
+    "profile": profile_job,
+    "track": track_job,
+    "aggregate": aggregate_job,
+}
+
+
+def run(smk: Any) -> None:
+    """Run the stage of this job's rule, with its log file as stdout/stderr/logging."""
     with job_logging(smk.log[0]):
-        aggregate(
-            manifests=[Path(p) for p in smk.input.manifests],
-            evaluations=[Path(p) for p in smk.input.evaluations],
-            profiles=[Path(p) for p in smk.input.profiles],
-            rows=smk.params.rows,
-            table_csv=Path(smk.output.csv),
-            table_md=Path(smk.output.markdown),
-            plot=Path(smk.output.plot),
-        )
+        load_plugins()
+        try:
+            stage = STAGES[smk.rule]
+        except KeyError:
+            raise KeyError(f"rule {smk.rule!r} has no stage; known: {sorted(STAGES)}") from None
+        stage(smk)

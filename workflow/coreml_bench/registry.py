@@ -1,4 +1,5 @@
-"""A tiny name → entry registry; one instance each for models, algorithms, evaluators, profilers."""
+"""A tiny name → entry registry (architectures, algorithms, evaluators, profilers, data kinds),
+the platform check every backend shares, and the plugin loader."""
 
 from __future__ import annotations
 
@@ -63,3 +64,30 @@ def require_platform(
             f"{kind} {name!r} needs {'/'.join(platforms)}; this host is {sys.platform}. "
             f"Use backend 'auto' or {fallback!r}."
         )
+
+
+def resolve_auto(requested: str, *, on_macos: str, elsewhere: str) -> str:
+    """A backend name; 'auto' picks Core ML on macOS and this project's own runtime elsewhere."""
+    if requested != "auto":
+        return requested
+    return on_macos if sys.platform == "darwin" else elsewhere
+
+
+PLUGINS_ENV = "COREML_BENCH_PLUGINS"
+
+
+def load_plugins() -> list[str]:
+    """Import the modules named in $COREML_BENCH_PLUGINS (comma-separated), once each.
+
+    A plugin module registers entries (architectures, algorithms, evaluators, profilers,
+    data kinds) with the registries' ``add``; the config schema, built after this, then
+    accepts them like built-in entries. Called by the config package and the job entry point
+    before anything reads a registry.
+    """
+    import importlib
+    import os
+
+    names = [n.strip() for n in os.environ.get(PLUGINS_ENV, "").split(",") if n.strip()]
+    for name in names:
+        importlib.import_module(name)
+    return names

@@ -24,4 +24,4 @@ rule aggregate:
     conda:
         "../../envs/coreml-bench.yaml"
     script:
-        "../scripts/aggregate.py"
+        STAGE_SCRIPT

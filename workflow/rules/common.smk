@@ -33,6 +33,10 @@ CONVERTED_MODELS = _id_pattern(
 COREML_EXPERIMENTS = [e.id for e in CFG.experiments if e.algorithm().kind == "coreml"]
 TORCH_EXPERIMENTS = [e.id for e in CFG.experiments if e.algorithm().kind == "torch"]
 VARIANT = "{model}/{experiment}/trial{trial}"
+# Whether profile jobs time work on the machine they run on (then they claim every core).
+PROFILER_TIMES_THIS_HOST = CFG.profiler().times_this_host
+# Every rule runs the same script: coreml_bench.jobs dispatches on the rule's name.
+STAGE_SCRIPT = "../scripts/run_stage.py"
 
 
 def final_outputs():
@@ -49,7 +53,7 @@ def final_outputs():
 
 
 def is_baseline(wildcards):
-    return CFG.experiment(wildcards.experiment).compression.algorithm == "none"
+    return CFG.experiment(wildcards.experiment).algorithm().is_baseline
 
 
 def variant_package(wildcards):
@@ -79,8 +83,11 @@ def variant_logs(wildcards):
 def timing_threads(wildcards):
     """Timing needs the machine to itself: claim every local core so no job runs beside it.
 
-    Where no core count is set (cluster executors, --report) fall back to the torch threads.
+    Profilers that time another machine (remote) need one. Where no core count is set
+    (cluster executors, --report) fall back to the torch threads.
     """
+    if not PROFILER_TIMES_THIS_HOST:
+        return 1
     try:
         return workflow.cores
     except WorkflowError:
@@ -88,19 +95,19 @@ def timing_threads(wildcards):
 
 
 def evaluation_weights(wildcards):
-    """Only the weights-torch backend reads the checkpoint (published packages have none)."""
-    if CFG.evaluation.backend == "weights-torch":
+    """The torch checkpoint, for evaluators that read it (published packages have none)."""
+    if CFG.evaluation_needs_checkpoint():
         return {"weights": f"results/weights/{wildcards.model}.pth"}
     return {}
 
 
 def evaluation_data(wildcards):
-    """The data config of one model's jobs: its own evaluation set where it has one."""
-    return CFG.evaluation_data(wildcards.model)
+    """The evaluation data of one model's jobs: its own set where it has one."""
+    return CFG.evaluation_params(wildcards.model)
 
 
 def model_params(wildcards):
-    return CFG.model(wildcards.model).resolved()
+    return CFG.model_params(wildcards.model)
 
 
 def compression_params(wildcards):
@@ -120,7 +127,7 @@ def run_params(wildcards):
         "experiment": experiment.model_dump(mode="json", exclude={"models", "trials"}),
         "config_label": experiment.effective_label(),
         "trial": int(wildcards.trial),
-        "data": CFG.evaluation_data(wildcards.model),
+        "data": {**CFG.data.model_dump(mode="json"), **CFG.evaluation_params(wildcards.model)},
         "conversion": CFG.conversion.model_dump(mode="json"),
         "evaluation": CFG.evaluation.model_dump(mode="json"),
         "profiling": CFG.profiling.model_dump(mode="json"),
@@ -129,20 +136,7 @@ def run_params(wildcards):
 
 def table_rows():
     """Row order and labels for the tables: config order, one entry per variant."""
-    rows = []
-    for m, e, t in CFG.variants():
-        experiment = CFG.experiment(e)
-        rows.append(
-            {
-                "model": m,
-                "model_name": CFG.model(m).resolved()["display_name"],
-                "experiment": e,
-                "trial": t,
-                "config_label": experiment.effective_label(),
-                "algorithm": experiment.compression.algorithm,
-            }
-        )
-    return rows
+    return CFG.table_rows()
 
 
 def variant_files(pattern):

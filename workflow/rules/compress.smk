@@ -18,4 +18,4 @@ rule compress:
     conda:
         "../../envs/coreml-bench.yaml"
     script:
-        "../scripts/compress.py"
+        STAGE_SCRIPT

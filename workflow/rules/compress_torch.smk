@@ -2,6 +2,7 @@ rule compress_torch:
     input:
         weights="results/weights/{model}.pth",
         manifest="results/converted/{model}/fp16.json",
+        settings_checked="results/checks/torch_settings/{experiment}.json",
     output:
         package=directory(f"results/compressed/{VARIANT}/model.mlpackage"),
         manifest=f"results/compressed/{VARIANT}/manifest.json",
@@ -10,6 +11,7 @@ rule compress_torch:
         recipe=finetune_recipe,
         model=model_params,
         data=evaluation_data,
+        training=CFG.training_params(),
         conversion=CFG.conversion.model_dump(mode="json"),
         tracking=CFG.tracking.model_dump(mode="json"),
         study=CFG.study,
@@ -28,4 +30,4 @@ rule compress_torch:
     conda:
         "../../envs/coreml-bench.yaml"
     script:
-        "../scripts/compress_torch.py"
+        STAGE_SCRIPT

@@ -19,4 +19,4 @@ rule convert:
     conda:
         "../../envs/coreml-bench.yaml"
     script:
-        "../scripts/convert.py"
+        STAGE_SCRIPT

@@ -14,7 +14,7 @@ rule download_weights:
         "../../envs/coreml-bench.yaml"
     retries: 2
     script:
-        "../scripts/download_weights.py"
+        STAGE_SCRIPT
 
 
 rule import_package:
@@ -34,4 +34,4 @@ rule import_package:
         "../../envs/coreml-bench.yaml"
     retries: 2
     script:
-        "../scripts/import_package.py"
+        STAGE_SCRIPT

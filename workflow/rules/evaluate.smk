@@ -19,4 +19,4 @@ rule evaluate:
     conda:
         "../../envs/coreml-bench.yaml"
     script:
-        "../scripts/evaluate.py"
+        STAGE_SCRIPT

@@ -17,4 +17,4 @@ rule profile:
     conda:
         "../../envs/coreml-bench.yaml"
     script:
-        "../scripts/profile.py"
+        STAGE_SCRIPT

@@ -18,4 +18,4 @@ rule track:
     conda:
         "../../envs/coreml-bench.yaml"
     script:
-        "../scripts/track.py"
+        STAGE_SCRIPT

@@ -6,7 +6,8 @@ rule train_baseline:
         model=TRAINED_MODELS,
     params:
         model=model_params,
-        data=CFG.data.model_dump(mode="json"),
+        data=evaluation_data,
+        training=CFG.training_params(),
         # Outside the outputs on purpose: a failed or killed job keeps them to resume from.
         checkpoint_dir=lambda wildcards: f"results/checkpoints/{wildcards.model}/baseline",
     threads: CFG.training_resources.threads
@@ -20,4 +21,4 @@ rule train_baseline:
     conda:
         "../../envs/coreml-bench.yaml"
     script:
-        "../scripts/train_baseline.py"
+        STAGE_SCRIPT

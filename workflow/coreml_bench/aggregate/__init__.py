@@ -1,0 +1,1 @@
+"""Aggregation: the tables (``tables``), the Pareto plot (``plot``) and the stage (``stage``)."""

@@ -1,0 +1,8 @@
+"""Compression: one algorithm registry (``registry``) with Core ML-side entries
+(``coreml_side``) and torch-side entries (``torch_side``); the stage functions (``stage``)."""
+
+from . import coreml_side as _coreml_side  # noqa: F401 - registers the Core ML-side algorithms
+from . import torch_side as _torch_side  # noqa: F401 - registers the torch-side algorithms
+from .registry import ALGORITHMS, TARGET_RANK, Algorithm, DeploymentTarget
+
+__all__ = ["ALGORITHMS", "TARGET_RANK", "Algorithm", "DeploymentTarget"]

@@ -1,0 +1,174 @@
+"""Core ML-side post-training algorithms (on the fp16 package), one registry entry each.
+
+Each entry pairs a validated parameter model with the function that applies it, so adding an
+algorithm is one entry here. coremltools is imported inside the functions: the Snakefile
+imports this module.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+
+from pydantic import Field, model_validator
+
+from ..schema_base import StrictModel
+from .common import (
+    check_block_size,
+    check_group_size,
+    check_sparsity_or_n_m,
+    linear_quantization_label,
+    linear_quantization_target,
+    sparsity_label,
+)
+from .registry import ALGORITHMS, Algorithm
+
+
+class NoCompression(StrictModel):
+    """The fp16 baseline: the converted package itself."""
+
+    algorithm: Literal["none"] = "none"
+
+    def label(self) -> str:
+        return "Float16"
+
+    def minimum_target(self) -> str:
+        return "iOS16"
+
+
+class PalettizeKmeans(StrictModel):
+    """Data-free k-means palettization (``coremltools.optimize.coreml.palettize_weights``)."""
+
+    algorithm: Literal["palettize_kmeans"] = "palettize_kmeans"
+    n_bits: Literal[1, 2, 3, 4, 6, 8]
+    granularity: Literal["per_tensor", "per_grouped_channel"] = "per_tensor"
+    group_size: int | None = Field(default=None, gt=0)
+    weight_threshold: int = Field(default=2048, ge=0)
+    num_kmeans_workers: int = Field(default=1, ge=1)
+
+    @model_validator(mode="after")
+    def _group_size_matches_granularity(self) -> PalettizeKmeans:
+        check_group_size(self.granularity, self.group_size)
+        return self
+
+    def label(self) -> str:
+        suffix = f", group {self.group_size}" if self.granularity == "per_grouped_channel" else ""
+        return f"{self.n_bits} bit{suffix}"
+
+    def minimum_target(self) -> str:
+        return "iOS18" if self.granularity == "per_grouped_channel" else "iOS16"
+
+
+class QuantizeLinear(StrictModel):
+    """Weight-only linear quantization (``linear_quantize_weights``)."""
+
+    algorithm: Literal["quantize_linear"] = "quantize_linear"
+    dtype: Literal["int8", "uint8", "int4", "uint4"] = "int8"
+    mode: Literal["linear_symmetric", "linear"] = "linear_symmetric"
+    granularity: Literal["per_tensor", "per_channel", "per_block"] = "per_channel"
+    block_size: int | None = Field(default=None, gt=0)
+    weight_threshold: int = Field(default=2048, ge=0)
+
+    @model_validator(mode="after")
+    def _block_size_matches_granularity(self) -> QuantizeLinear:
+        check_block_size(self.granularity, self.block_size)
+        return self
+
+    def label(self) -> str:
+        return linear_quantization_label(self.dtype, self.granularity, self.block_size)
+
+    def minimum_target(self) -> str:
+        return linear_quantization_target(self.dtype, self.granularity)
+
+
+class PruneMagnitude(StrictModel):
+    """Magnitude pruning to a target sparsity or an n:m pattern (``prune_weights``)."""
+
+    algorithm: Literal["prune_magnitude"] = "prune_magnitude"
+    target_sparsity: float | None = Field(default=None, gt=0.0, lt=1.0)
+    n_m: tuple[int, int] | None = None
+    weight_threshold: int = Field(default=2048, ge=0)
+
+    @model_validator(mode="after")
+    def _one_of_sparsity_or_n_m(self) -> PruneMagnitude:
+        check_sparsity_or_n_m(self.target_sparsity, self.n_m)
+        return self
+
+    def label(self) -> str:
+        return sparsity_label(self.target_sparsity, self.n_m)
+
+    def minimum_target(self) -> str:
+        return "iOS16"
+
+
+def _apply_palettize_kmeans(mlmodel: Any, p: PalettizeKmeans) -> Any:
+    import coremltools.optimize.coreml as cto
+
+    op_config = cto.OpPalettizerConfig(
+        mode="kmeans",
+        nbits=p.n_bits,
+        granularity=p.granularity,
+        group_size=p.group_size or 32,
+        weight_threshold=p.weight_threshold,
+        num_kmeans_workers=p.num_kmeans_workers,
+    )
+    return cto.palettize_weights(mlmodel, cto.OptimizationConfig(global_config=op_config))
+
+
+def _apply_quantize_linear(mlmodel: Any, p: QuantizeLinear) -> Any:
+    import coremltools.optimize.coreml as cto
+
+    op_config = cto.OpLinearQuantizerConfig(
+        mode=p.mode,
+        dtype=p.dtype,
+        granularity=p.granularity,
+        block_size=p.block_size or 32,
+        weight_threshold=p.weight_threshold,
+    )
+    return cto.linear_quantize_weights(mlmodel, cto.OptimizationConfig(global_config=op_config))
+
+
+def _apply_prune_magnitude(mlmodel: Any, p: PruneMagnitude) -> Any:
+    import coremltools.optimize.coreml as cto
+
+    op_config = cto.OpMagnitudePrunerConfig(
+        target_sparsity=p.target_sparsity,
+        n_m_ratio=tuple(p.n_m) if p.n_m is not None else None,
+        weight_threshold=p.weight_threshold,
+    )
+    return cto.prune_weights(mlmodel, cto.OptimizationConfig(global_config=op_config))
+
+
+ALGORITHMS.add("none", Algorithm(NoCompression, "n/a", "n/a", kind="none", marker="*"))
+ALGORITHMS.add(
+    "palettize_kmeans",
+    Algorithm(
+        PalettizeKmeans,
+        "K-Means",
+        "Post Training",
+        kind="coreml",
+        marker="o",
+        apply=_apply_palettize_kmeans,
+    ),
+)
+ALGORITHMS.add(
+    "quantize_linear",
+    Algorithm(
+        QuantizeLinear,
+        "Linear Quantization",
+        "Post Training",
+        kind="coreml",
+        marker="s",
+        apply=_apply_quantize_linear,
+    ),
+)
+ALGORITHMS.add(
+    "prune_magnitude",
+    Algorithm(
+        PruneMagnitude,
+        "Magnitude Pruning",
+        "Post Training",
+        kind="coreml",
+        marker="^",
+        apply=_apply_prune_magnitude,
+    ),
+)

@@ -1,0 +1,67 @@
+"""The compression-algorithm registry: Core ML-side (on the fp16 package) and torch-side
+(on the fp32 model before conversion) algorithms, each entry with its parameter model, its
+implementation and how tables and plots show it.
+
+The config's discriminated union of compression settings is built from this registry.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any, Literal
+
+from ..registry import Registry
+from ..schema_base import StrictModel
+
+# Deployment targets in the order Core ML gained features; iOS and macOS releases pair up.
+TARGET_RANK = {"iOS16": 16, "macOS13": 16, "iOS17": 17, "macOS14": 17, "iOS18": 18, "macOS15": 18}
+DeploymentTarget = Literal["iOS16", "iOS17", "iOS18", "macOS13", "macOS14", "macOS15"]
+Workflow = Literal["n/a", "Post Training", "Calibration", "Training Time"]
+AlgorithmKind = Literal["coreml", "torch", "none"]
+
+
+@dataclass(frozen=True)
+class Algorithm:
+    """One compression algorithm.
+
+    ``kind`` says where it acts: "coreml" entries give ``apply(mlmodel, params) -> mlmodel``
+    (rule compress); "torch" entries give ``compress_torch(job) -> finalized torch model``
+    (rule compress_torch, ``compress.torch_side.TorchCompressionJob``); "none" is the fp16
+    baseline itself (no job). ``conversion_method`` forces a torch → Core ML conversion
+    method for its output (e.g. trace for activation-quantized models). ``marker`` is the
+    algorithm's matplotlib marker in the Pareto plot.
+    """
+
+    params: type[StrictModel]
+    display_name: str
+    workflow: Workflow
+    kind: AlgorithmKind
+    marker: str
+    apply: Callable[[Any, Any], Any] | None = None
+    compress_torch: Callable[[Any], Any] | None = None
+    conversion_method: Literal["export", "trace"] | None = None
+
+    def __post_init__(self) -> None:
+        needed = {"coreml": "apply", "torch": "compress_torch"}
+        for kind, name in needed.items():
+            given = getattr(self, name) is not None
+            if given != (self.kind == kind):
+                state = "needs" if self.kind == kind else "must not have"
+                raise ValueError(f"{self.kind!r} algorithm {self.params.__name__} {state} {name}")
+
+    @property
+    def fine_tunes(self) -> bool:
+        """Trains from the fp32 checkpoint with a recipe (its params have ``recipe``)."""
+        return "recipe" in self.params.model_fields
+
+    @property
+    def is_baseline(self) -> bool:
+        return self.kind == "none"
+
+    def legend_label(self) -> str:
+        """Post-training and training-time variants of one method share a display name."""
+        return "Float16" if self.is_baseline else f"{self.display_name} ({self.workflow.lower()})"
+
+
+ALGORITHMS: Registry[Algorithm] = Registry("compression algorithm")

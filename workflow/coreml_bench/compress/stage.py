@@ -1,0 +1,162 @@
+"""Stage compress: one registered algorithm applied to one model, package and manifest out.
+
+Core ML-side entries compress the fp16 package (rule compress); torch-side entries compress
+the fp32 checkpoint, fine-tuning where they train, and convert the result (rule
+compress_torch). Both write the same kind of manifest (``compress.record``).
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from ..convert import ConversionSettings, to_coreml
+from ..data import DataError, DataSelection, evaluation_loader, training_dataset
+from ..io import write_json_atomic
+from ..mlpackage.files import open_package, save_atomic
+from ..models import ModelSpec, load_model
+from ..provenance import StageTimer
+from ..schema_base import StrictModel
+from ..train.loop import EpochCallback, evaluate_top1, train
+from ..train.recipe import TrainingRecipe
+from .record import compression_record
+from .registry import ALGORITHMS
+from .torch_side import TorchCompressionJob
+
+log = logging.getLogger(__name__)
+
+
+def compress_package(
+    *,
+    params: StrictModel,
+    baseline_package: Path,
+    baseline_manifest: dict[str, Any],
+    package: Path,
+    manifest: Path,
+    context: dict[str, Any],
+) -> dict[str, Any]:
+    """Apply one Core ML-side algorithm to the fp16 package; record ratios and op counts."""
+    entry = ALGORITHMS[params.algorithm]  # type: ignore[attr-defined]
+    if entry.apply is None:
+        raise ValueError(f"algorithm {params.algorithm!r} is not a Core ML-side algorithm")  # type: ignore[attr-defined]
+    timer = StageTimer()
+    with timer.section("load"):
+        mlmodel = open_package(baseline_package, skip_model_load=True)
+    log.info("applying %s %s", params.algorithm, params.label())  # type: ignore[attr-defined]
+    with timer.section("compress"):
+        compressed = entry.apply(mlmodel, params)
+    with timer.section("save"):
+        save_atomic(compressed, package)
+    record = compression_record(
+        entry=entry,
+        params=params,
+        package=package,
+        baseline_manifest=baseline_manifest,
+        context=context,
+        timer=timer,
+    )
+    write_json_atomic(manifest, record)
+    return record
+
+
+def compress_with_torch(
+    *,
+    params: StrictModel,
+    recipe: TrainingRecipe | None,
+    model: ModelSpec,
+    evaluation: DataSelection,
+    training: StrictModel | None,
+    conversion: ConversionSettings,
+    weights: Path,
+    baseline_manifest: dict[str, Any],
+    package: Path,
+    manifest: Path,
+    checkpoint_dir: Path,
+    context: dict[str, Any],
+    on_epoch_end: EpochCallback | None = None,
+    record_extra: Callable[[], dict[str, Any]] | None = None,
+    progress: bool = True,
+) -> dict[str, Any]:
+    """Compress the fp32 checkpoint with one torch-side algorithm, convert, write the manifest.
+
+    ``record_extra`` is called once the work is done; its entries join the manifest (e.g. the
+    MLflow run that streamed the epochs, known only after the first epoch).
+    """
+    import torch
+
+    entry = ALGORITHMS[params.algorithm]  # type: ignore[attr-defined]
+    if entry.compress_torch is None:
+        raise ValueError(f"algorithm {params.algorithm!r} is not a torch-side algorithm")  # type: ignore[attr-defined]
+    if entry.fine_tunes and recipe is None:
+        raise ValueError(f"algorithm {params.algorithm!r} fine-tunes and needs a recipe")  # type: ignore[attr-defined]
+    timer = StageTimer()
+    with timer.section("load"):
+        torch_model = load_model(model.architecture, weights, model.num_classes)
+        example = torch.rand(*model.example_shape())
+        eval_loader = evaluation_loader(evaluation, model.preprocessing)
+
+    def training_set(run_recipe: TrainingRecipe) -> Any:
+        if training is None:
+            raise DataError("training needs data.training (a training split); it is not set")
+        return training_dataset(training, model.preprocessing, run_recipe)
+
+    def fine_tune(prepared: Any, step: Callable[[], None]) -> dict[str, Any]:
+        assert recipe is not None
+        return train(
+            prepared,
+            recipe=recipe,
+            train_set=training_set(recipe),
+            eval_loader=eval_loader,
+            checkpoint_dir=checkpoint_dir,
+            on_epoch_end=on_epoch_end,
+            on_step=step,
+            progress=progress,
+        )
+
+    job = TorchCompressionJob(
+        params=params,
+        model=torch_model,
+        example=example,
+        training_set=training_set,
+        train=fine_tune,
+    )
+    log.info("applying %s %s (torch side)", params.algorithm, params.label())  # type: ignore[attr-defined]
+    with timer.section("compress"):
+        finalized = entry.compress_torch(job).cpu().eval()
+        torch_top1 = evaluate_top1(finalized, eval_loader, "cpu")
+    method = entry.conversion_method or conversion.method
+    with timer.section("convert"):
+        mlmodel = to_coreml(
+            finalized,
+            model.input_size,
+            in_channels=model.in_channels,
+            minimum_deployment_target=conversion.minimum_deployment_target,
+            method=method,
+        )
+    with timer.section("save"):
+        save_atomic(mlmodel, package)
+    record = compression_record(
+        entry=entry,
+        params=params,
+        package=package,
+        baseline_manifest=baseline_manifest,
+        context=context,
+        timer=timer,
+    )
+    record.update(
+        {
+            "conversion_method": method,
+            "recipe": recipe.model_dump(mode="json") if recipe is not None else None,
+            # The finalized torch model on the evaluation set: what training achieved, for
+            # comparison with the Core ML artifact's accuracy in the evaluation stage.
+            "torch_top1": torch_top1,
+            "history": job.training.get("history", []),
+            "resumed_from_epoch": job.training.get("resumed_from_epoch"),
+            "device": job.training.get("device", "cpu"),
+            **(record_extra() if record_extra is not None else {}),
+        }
+    )
+    write_json_atomic(manifest, record)
+    return record

@@ -1,0 +1,42 @@
+"""Reading a config: validation with field-path errors, and the path checks before a run."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+import yaml
+from pydantic import ValidationError
+
+from ..compress.torch_side import COREMLTOOLS_CHECK
+from .checks import local_path_problems
+from .errors import ConfigError, format_validation_error
+from .schema import WorkflowConfig
+
+
+def validate_config(raw: Mapping[str, Any], *, coremltools_check: bool = True) -> WorkflowConfig:
+    """Validate a plain mapping (e.g. Snakemake's ``config``); raise ConfigError with paths.
+
+    ``coremltools_check=False`` skips coremltools' own validation of torch-side settings
+    (the Snakefile's parse: importing coremltools.optimize.torch costs seconds); rule
+    check_torch_settings then runs it before any torch-side job.
+    """
+    try:
+        return WorkflowConfig.model_validate(
+            dict(raw), context={COREMLTOOLS_CHECK: coremltools_check}
+        )
+    except ValidationError as error:
+        raise ConfigError(format_validation_error(error)) from None
+
+
+def check_local_paths(cfg: WorkflowConfig) -> None:
+    """Paths the run will read must exist before any job starts (not just when it gets there)."""
+    problems = local_path_problems(cfg)
+    if problems:
+        raise ConfigError("invalid config:\n" + "\n".join(problems))
+
+
+def load_config(path: Path) -> WorkflowConfig:
+    with open(path) as handle:
+        return validate_config(yaml.safe_load(handle) or {})

@@ -1,0 +1,133 @@
+"""The root of the config tree: every section composed, checked across, and what each rule's
+params carry (plain JSON of exactly what its jobs read)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from pydantic import Field, model_validator
+
+from ..convert import ConversionSettings
+from ..evaluate import EVALUATORS
+from ..evaluate.settings import EvaluationSettings
+from ..profile import PROFILERS, Profiler
+from ..profile.registry import AUTO_ELSEWHERE as PROFILE_ELSEWHERE
+from ..profile.registry import AUTO_ON_MACOS as PROFILE_ON_MACOS
+from ..profile.settings import ProfilingSettings
+from ..registry import resolve_auto
+from ..schema_base import Identifier, StrictModel
+from ..tracking.settings import TrackingSettings
+from ..train.recipe import effective_recipe
+from .checks import cross_checks, evaluation_backend
+from .data import DataConfig
+from .experiments import ExperimentConfig
+from .models import ModelConfig
+from .quickstart import quickstart_experiments, quickstart_models
+from .resources import TrainingResources
+
+
+class WorkflowConfig(StrictModel):
+    """Root of the config tree."""
+
+    study: Identifier = Field(default="quickstart", description="MLflow experiment name")
+    models: list[ModelConfig] = Field(default_factory=quickstart_models, min_length=1)
+    experiments: list[ExperimentConfig] = Field(
+        default_factory=quickstart_experiments, min_length=1
+    )
+    data: DataConfig = DataConfig()
+    conversion: ConversionSettings = ConversionSettings()
+    evaluation: EvaluationSettings = EvaluationSettings()
+    profiling: ProfilingSettings = ProfilingSettings()
+    tracking: TrackingSettings = TrackingSettings()
+    training_resources: TrainingResources = TrainingResources()
+
+    @model_validator(mode="after")
+    def _cross_checks(self) -> WorkflowConfig:
+        problems = cross_checks(self)
+        if problems:
+            raise ValueError("\n  ".join(problems))
+        return self
+
+    # ------------------------------------------------------------------------ lookups
+
+    def model(self, model_id: str) -> ModelConfig:
+        return next(m for m in self.models if m.id == model_id)
+
+    def experiment(self, experiment_id: str) -> ExperimentConfig:
+        return next(e for e in self.experiments if e.id == experiment_id)
+
+    def variants(self) -> list[tuple[str, str, int]]:
+        """Every (model, experiment, trial) job triple the config expands to."""
+        return [
+            (m.id, e.id, trial)
+            for e in self.experiments
+            for m in self.models
+            if e.applies_to(m.id)
+            for trial in range(1, e.effective_trials() + 1)
+        ]
+
+    def evaluation_set(self, model_id: str) -> Any:
+        """This model's evaluation set: its own, or data.evaluation."""
+        return self.model(model_id).evaluation_data or self.data.evaluation
+
+    def evaluation_needs_checkpoint(self) -> bool:
+        """Whether evaluation jobs read the torch checkpoint (the evaluator says so)."""
+        return EVALUATORS[evaluation_backend(self)].needs_checkpoint
+
+    def profiler(self) -> Profiler:
+        """The profiler entry jobs on this host will use ('auto' resolved)."""
+        return PROFILERS[
+            resolve_auto(
+                self.profiling.backend, on_macos=PROFILE_ON_MACOS, elsewhere=PROFILE_ELSEWHERE
+            )
+        ]
+
+    # ---------------------------------------------- what rule params carry (plain JSON)
+
+    def model_params(self, model_id: str) -> dict[str, Any]:
+        return self.model(model_id).spec().model_dump(mode="json")
+
+    def evaluation_params(self, model_id: str) -> dict[str, Any]:
+        """The evaluation data a model's jobs read: the set, batch size, limit."""
+        return {
+            "evaluation": self.evaluation_set(model_id).model_dump(mode="json"),
+            "batch_size": self.data.batch_size,
+            "limit": self.data.limit,
+        }
+
+    def training_params(self) -> dict[str, Any] | None:
+        training = self.data.training
+        return None if training is None else training.model_dump(mode="json")
+
+    def finetune_recipe(self, model_id: str, experiment_id: str, trial: int) -> dict | None:
+        """The effective fine-tuning recipe of one job as JSON, or None if it does not train."""
+        experiment = self.experiment(experiment_id)
+        if not experiment.algorithm().fine_tunes:
+            return None
+        compression = experiment.compression
+        model = self.model(model_id)
+        recipe = effective_recipe(
+            model.finetune.model_dump(mode="json", exclude_unset=True) if model.finetune else None,
+            compression.recipe.model_dump(mode="json", exclude_unset=True)
+            if compression.recipe
+            else None,
+            trial,
+        )
+        return recipe.model_dump(mode="json")
+
+    def table_rows(self) -> list[dict[str, Any]]:
+        """Row order and labels for the tables: config order, one entry per variant."""
+        rows = []
+        for m, e, t in self.variants():
+            experiment = self.experiment(e)
+            rows.append(
+                {
+                    "model": m,
+                    "model_name": self.model(m).effective_display_name(),
+                    "experiment": e,
+                    "trial": t,
+                    "config_label": experiment.effective_label(),
+                    "algorithm": experiment.compression.algorithm,
+                }
+            )
+        return rows

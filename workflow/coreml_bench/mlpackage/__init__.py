@@ -1,0 +1,2 @@
+"""``.mlpackage`` directories: files, sizes and digests (``files``); the ML program inside
+them, walked and decompressed (``program``)."""

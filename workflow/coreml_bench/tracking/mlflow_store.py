@@ -1,0 +1,487 @@
+"""MLflow mirror of results/: one experiment per study, a parent run per model and one child
+run per (model, experiment, trial).
+
+The files under results/ stay the source of truth; MLflow only mirrors them. Logging is
+idempotent (same content → same run) so reruns never duplicate, and changed content creates a
+new run and tags the old one ``coreml_bench.superseded=true`` so history stays visible.
+Parallel Snakemake jobs share one sqlite store: writes are serialised by a lock file and
+retried with backoff on "database is locked".
+
+Only ``MlflowClient`` is used (never the fluent ``mlflow.start_run`` API) so nothing depends on
+process-global state such as the active run or ``MLFLOW_TRACKING_URI``.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import os
+import random
+import time
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from contextlib import AbstractContextManager, nullcontext
+from pathlib import Path
+from types import MappingProxyType
+from typing import TYPE_CHECKING, Any, TypeVar
+
+from ..io import directory_file_digests, json_digest, sha256_file
+
+if TYPE_CHECKING:  # mlflow takes seconds to import; only pay for it when logging.
+    from mlflow.entities import Run
+    from mlflow.tracking import MlflowClient
+
+log = logging.getLogger(__name__)
+
+T = TypeVar("T")
+
+TAG = "coreml_bench"
+ROLE_TAG = f"{TAG}.role"
+MODEL_TAG = f"{TAG}.model"
+EXPERIMENT_TAG = f"{TAG}.experiment"
+TRIAL_TAG = f"{TAG}.trial"
+RUN_KEY_TAG = f"{TAG}.run_key"
+HASH_TAG = f"{TAG}.content_hash"
+SUPERSEDED_TAG = f"{TAG}.superseded"
+TRUNCATED_TAG = f"{TAG}.truncated_params"
+PARENT_TAG = "mlflow.parentRunId"
+
+# Where jobs (run in the workflow's working directory) keep MLflow's artifacts and the lock
+# file that serialises writers: every writer must use the same lock.
+ARTIFACT_ROOT = Path("results/mlflow/artifacts")
+LOCK_PATH = Path("results/mlflow/.lock")
+
+# MLflow's own limits (mlflow.utils.validation); exceeding them makes the whole batch fail.
+MAX_PARAM_LENGTH = 6000
+MAX_TAG_LENGTH = 8000
+PARAMS_PER_BATCH = 100
+METRICS_PER_BATCH = 1000
+LOCKED = "database is locked"
+
+
+def flatten(d: Mapping[str, Any], prefix: str = "", sep: str = ".") -> dict[str, str]:
+    """Nested dicts and lists → flat ``a.b.0.c`` keys with string values (for MLflow params).
+
+    Empty containers are kept as ``"{}"`` / ``"[]"`` so that a key never silently disappears.
+    """
+    flat: dict[str, str] = {}
+
+    def visit(value: Any, key: str) -> None:
+        if isinstance(value, Mapping):
+            if not value and key:
+                flat[key] = "{}"
+            for child_key, child in value.items():
+                visit(child, f"{key}{sep}{child_key}" if key else str(child_key))
+        elif isinstance(value, list | tuple):
+            if not value and key:
+                flat[key] = "[]"
+            for index, child in enumerate(value):
+                visit(child, f"{key}{sep}{index}" if key else str(index))
+        else:
+            flat[key] = str(value)
+
+    visit(d, prefix)
+    return flat
+
+
+def mlflow_ui_command(tracking_uri: str) -> str:
+    """The command a user runs to browse the mirror."""
+    return f"mlflow ui --backend-store-uri {tracking_uri}"
+
+
+def _is_locked_error(error: BaseException) -> bool:
+    # SQLAlchemy wraps sqlite3.OperationalError and MLflow wraps that again: walk the chain.
+    seen: set[int] = set()
+    current: BaseException | None = error
+    while current is not None and id(current) not in seen:
+        if LOCKED in str(current):
+            return True
+        seen.add(id(current))
+        current = current.__cause__ or current.__context__
+    return False
+
+
+def with_retries(
+    action: Callable[[], T], max_attempts: int = 8, base_delay: float = 0.1, max_delay: float = 10.0
+) -> T:
+    """Run ``action``; on sqlite lock contention retry with exponential backoff and jitter."""
+    for attempt in range(1, max_attempts + 1):
+        try:
+            return action()
+        except Exception as error:
+            if attempt >= max_attempts or not _is_locked_error(error):
+                raise
+            # Jitter keeps processes that collided once from colliding again in lockstep.
+            delay = min(max_delay, base_delay * 2 ** (attempt - 1)) * random.uniform(0.5, 1.5)
+            log.warning(
+                "MLflow store busy (attempt %d/%d), retry in %.2fs", attempt, max_attempts, delay
+            )
+            time.sleep(delay)
+    raise ValueError(f"max_attempts must be >= 1, got {max_attempts}")
+
+
+def _quote(value: str) -> str:
+    """Quote a value for an MLflow filter string (which has no escape syntax)."""
+    if "'" not in value:
+        return f"'{value}'"
+    if '"' not in value:
+        return f'"{value}"'
+    raise ValueError(f"cannot use an id containing both quote characters: {value!r}")
+
+
+def _ensure_sqlite_parent(tracking_uri: str) -> None:
+    # SQLAlchemy creates the db file but not its folder (e.g. results/mlflow/ on a first run).
+    if tracking_uri.startswith("sqlite:///"):
+        path = tracking_uri.removeprefix("sqlite:///").split("?", 1)[0]
+        if path and path != ":memory:":
+            Path(path).parent.mkdir(parents=True, exist_ok=True)
+
+
+def _search_all(client: MlflowClient, experiment_id: str, filter_string: str) -> Iterator[Run]:
+    # search_runs pages (default 1000 per page); follow the tokens so no run is missed.
+    token: str | None = None
+    while True:
+        page = client.search_runs(
+            [experiment_id],
+            filter_string=filter_string,
+            order_by=["attributes.start_time DESC"],
+            page_token=token,
+        )
+        yield from page
+        token = page.token
+        if not token:
+            return
+
+
+def _get_or_create_experiment(client: MlflowClient, study: str, artifact_root: Path) -> str:
+    from mlflow.exceptions import MlflowException
+
+    experiment = client.get_experiment_by_name(study)
+    if experiment is not None:
+        if experiment.lifecycle_stage == "deleted":
+            # A soft-deleted experiment still owns its name; logging into it would fail.
+            log.warning("restoring deleted MLflow experiment %r", study)
+            client.restore_experiment(experiment.experiment_id)
+        return str(experiment.experiment_id)
+    artifact_root.mkdir(parents=True, exist_ok=True)
+    try:
+        # An explicit location keeps artifacts under results/ instead of ./mlruns in the CWD.
+        return str(
+            client.create_experiment(study, artifact_location=artifact_root.resolve().as_uri())
+        )
+    except MlflowException:
+        # Another writer (without a lock) may have created it in the meantime.
+        experiment = client.get_experiment_by_name(study)
+        if experiment is None:
+            raise
+        return str(experiment.experiment_id)
+
+
+def _get_or_create_parent(client: MlflowClient, experiment_id: str, model_id: str) -> str:
+    found = client.search_runs(
+        [experiment_id],
+        filter_string=f"tags.`{ROLE_TAG}` = 'parent' and tags.`{MODEL_TAG}` = {_quote(model_id)}",
+        order_by=["attributes.start_time ASC"],  # oldest wins should duplicates ever exist
+        max_results=1,
+    )
+    if found:
+        return str(found[0].info.run_id)
+    run = client.create_run(
+        experiment_id, run_name=model_id, tags={ROLE_TAG: "parent", MODEL_TAG: model_id}
+    )
+    # The parent only groups children; it never has work of its own in flight.
+    client.set_terminated(run.info.run_id, "FINISHED")
+    return str(run.info.run_id)
+
+
+def _truncate_params(params: Mapping[str, str]) -> tuple[dict[str, str], list[str]]:
+    truncated: list[str] = []
+    out: dict[str, str] = {}
+    for key, value in params.items():
+        if len(value) > MAX_PARAM_LENGTH:
+            marker = f"...[truncated from {len(value)} chars]"
+            value = value[: MAX_PARAM_LENGTH - len(marker)] + marker
+            truncated.append(key)
+        out[key] = value
+    return out, truncated
+
+
+def _log_child_contents(
+    client: MlflowClient,
+    run_id: str,
+    params: Mapping[str, str],
+    metrics: Mapping[str, float | int | None],
+    artifact_files: Sequence[tuple[str | None, Path]],
+    artifact_dirs: Mapping[str, Path],
+    step_metrics: Sequence[tuple[str, float, int]] = (),
+) -> None:
+    from mlflow.entities import Metric, Param
+
+    items = list(params.items())
+    for start in range(0, len(items), PARAMS_PER_BATCH):
+        chunk = items[start : start + PARAMS_PER_BATCH]
+        client.log_batch(run_id, params=[Param(k, v) for k, v in chunk])
+    now = int(time.time() * 1000)
+    values = [
+        Metric(key, float(value), now, 0)
+        for key, value in metrics.items()
+        if value is not None and not math.isnan(float(value))
+    ]
+    values += [
+        Metric(key, float(value), now, int(step))
+        for key, value, step in step_metrics
+        if not math.isnan(float(value))
+    ]
+    for start in range(0, len(values), METRICS_PER_BATCH):
+        client.log_batch(run_id, metrics=values[start : start + METRICS_PER_BATCH])
+    for folder, path in artifact_files:
+        client.log_artifact(run_id, str(path), artifact_path=folder)
+    for name, directory in artifact_dirs.items():
+        client.log_artifacts(run_id, str(directory), artifact_path=name)
+
+
+def _normalise_files(
+    artifact_files: Sequence[Path | str | tuple[str | None, Path | str]],
+) -> list[tuple[str | None, Path]]:
+    # A bare path lands at the artifact root; a (folder, path) pair lands under that folder.
+    out: list[tuple[str | None, Path]] = []
+    for item in artifact_files:
+        if isinstance(item, tuple):
+            folder, path = item
+            out.append((folder or None, Path(path)))
+        else:
+            out.append((None, Path(item)))
+    return out
+
+
+def _with_locked_client(
+    tracking_uri: str,
+    lock_path: Path | None,
+    action: Callable[[MlflowClient], T],
+    max_attempts: int = 8,
+) -> T:
+    """``action(client)`` under the writers' lock file, retried on sqlite lock contention.
+
+    A fresh client per attempt: its store (and first-use migrations) is created under the
+    lock, and a failed attempt leaves no half-open connection behind.
+    """
+    _ensure_sqlite_parent(tracking_uri)
+    lock: AbstractContextManager[Any] = nullcontext()
+    if lock_path is not None:
+        from filelock import FileLock
+
+        Path(lock_path).parent.mkdir(parents=True, exist_ok=True)
+        lock = FileLock(os.fspath(lock_path))
+
+    def attempt() -> T:
+        from mlflow.tracking import MlflowClient
+
+        with lock:
+            return action(MlflowClient(tracking_uri))
+
+    return with_retries(attempt, max_attempts)
+
+
+def log_variant_run(
+    *,
+    tracking_uri: str,
+    study: str,
+    artifact_root: Path,
+    model_id: str,
+    experiment_id: str,
+    trial: int,
+    params: Mapping[str, Any],
+    metrics: Mapping[str, float | int | None],
+    tags: Mapping[str, str],
+    artifact_files: Sequence[Path | str | tuple[str | None, Path | str]] = (),
+    artifact_dirs: Mapping[str, Path] = MappingProxyType({}),
+    step_metrics: Sequence[tuple[str, float, int]] = (),
+    lock_path: Path | None = None,
+    max_attempts: int = 8,
+) -> dict[str, str]:
+    """Mirror one variant into MLflow (idempotently) and return the ids of its run.
+
+    ``step_metrics`` are (key, value, step) triples, e.g. a training job's per-epoch history.
+
+    ``artifact_files`` are files logged at the artifact root, or ``(folder, file)`` pairs
+    logged under ``folder``; ``artifact_dirs`` maps an artifact folder name to a local
+    directory (e.g. an .mlpackage) uploaded whole. ``lock_path`` serialises concurrent writers
+    (several Snakemake jobs on one sqlite file).
+    """
+    files = _normalise_files(artifact_files)
+    dirs = {name: Path(directory) for name, directory in artifact_dirs.items()}
+    for directory in dirs.values():
+        if not directory.is_dir():  # fail before any run exists rather than mid-upload
+            raise NotADirectoryError(f"artifact directory not found: {directory}")
+    run_key = f"{model_id}/{experiment_id}/trial{trial}"
+    flat, truncated = _truncate_params(flatten(params))
+    if truncated:
+        log.warning("MLflow params truncated to %d chars: %s", MAX_PARAM_LENGTH, truncated)
+    # Hashing happens outside the lock: it can take a while for big packages and needs no DB.
+    digest = json_digest(
+        {
+            "params": dict(params),
+            "metrics": dict(metrics),
+            "step_metrics": [list(item) for item in step_metrics],
+            "tags": dict(tags),
+            "files": sorted([folder or "", path.name, sha256_file(path)] for folder, path in files),
+            "dirs": {name: directory_file_digests(directory) for name, directory in dirs.items()},
+        }
+    )
+    child_tags = {
+        **{key: str(value)[:MAX_TAG_LENGTH] for key, value in tags.items()},
+        # Ours last: a caller's tag must not overwrite the keys the mirror relies on.
+        MODEL_TAG: model_id,
+        EXPERIMENT_TAG: experiment_id,
+        TRIAL_TAG: str(trial),
+        RUN_KEY_TAG: run_key,
+        HASH_TAG: digest,
+    }
+    if truncated:
+        child_tags[TRUNCATED_TAG] = ",".join(truncated)[:MAX_TAG_LENGTH]
+
+    def log_run(client: MlflowClient) -> dict[str, str]:
+        mlflow_experiment = _get_or_create_experiment(client, study, Path(artifact_root))
+        parent_id = _get_or_create_parent(client, mlflow_experiment, model_id)
+        # Earlier variant runs of this key (a training job's streamed run shares the key
+        # but is not a version of the variant run: it is never superseded).
+        siblings = [
+            run
+            for run in _search_all(
+                client, mlflow_experiment, f"tags.`{RUN_KEY_TAG}` = {_quote(run_key)}"
+            )
+            if run.data.tags.get(ROLE_TAG) != "training"
+        ]
+        live = next(
+            (
+                run
+                for run in siblings
+                if run.data.tags.get(HASH_TAG) == digest
+                and run.info.status == "FINISHED"
+                and run.data.tags.get(SUPERSEDED_TAG) != "true"
+            ),
+            None,
+        )
+        reused = live is not None
+        if live is not None:
+            run_id = str(live.info.run_id)
+        else:
+            run = client.create_run(
+                mlflow_experiment,
+                run_name=f"{experiment_id}/trial{trial}",
+                tags={**child_tags, PARENT_TAG: parent_id},
+            )
+            run_id = str(run.info.run_id)
+            try:
+                _log_child_contents(client, run_id, flat, metrics, files, dirs, step_metrics)
+            except BaseException:
+                try:
+                    client.set_terminated(run_id, "FAILED")
+                except Exception:  # the original error matters more than this one
+                    log.exception("could not mark MLflow run %s FAILED", run_id)
+                raise
+            client.set_terminated(run_id, "FINISHED")
+        # Supersede only once the new run is complete, so a failure never leaves a key
+        # without a live run; doing it on reuse too heals an interrupted earlier call.
+        for run in siblings:
+            if run.info.run_id != run_id and run.data.tags.get(SUPERSEDED_TAG) != "true":
+                client.set_tag(run.info.run_id, SUPERSEDED_TAG, "true")
+        return {
+            "run_id": run_id,
+            "parent_run_id": parent_id,
+            "experiment_id": mlflow_experiment,
+            "tracking_uri": tracking_uri,
+            "run_key": run_key,
+            "reused": "true" if reused else "false",
+        }
+
+    return _with_locked_client(tracking_uri, lock_path, log_run, max_attempts)
+
+
+class EpochLogger:
+    """Streams a training job's per-epoch metrics into MLflow while it trains.
+
+    The metrics go to a run of its own (role ``training``, nested under the model's parent
+    run, same run key as the variant), created on the first epoch. A resumed job continues
+    the interrupted job's run (found by run key and recipe fingerprint) rather than starting
+    a second one. The variant run that the ``track`` stage writes later carries the same
+    history from the manifest and links to this run by tag.
+    """
+
+    def __init__(
+        self,
+        *,
+        tracking_uri: str,
+        study: str,
+        artifact_root: Path,
+        model_id: str,
+        experiment_id: str,
+        trial: int,
+        fingerprint: str,
+        lock_path: Path,
+    ) -> None:
+        self.tracking_uri = tracking_uri
+        self.study = study
+        self.artifact_root = Path(artifact_root)
+        self.model_id = model_id
+        self.experiment_id = experiment_id
+        self.trial = trial
+        self.fingerprint = fingerprint
+        self.lock_path = Path(lock_path)
+        self.run_key = f"{model_id}/{experiment_id}/trial{trial}"
+        self.run_id: str | None = None
+
+    def _locked(self, action: Callable[[MlflowClient], T]) -> T:
+        return _with_locked_client(self.tracking_uri, self.lock_path, action)
+
+    def _open(self, client: MlflowClient) -> str:
+        experiment = _get_or_create_experiment(client, self.study, self.artifact_root)
+        parent = _get_or_create_parent(client, experiment, self.model_id)
+        query = (
+            f"tags.`{ROLE_TAG}` = 'training' and tags.`{RUN_KEY_TAG}` = {_quote(self.run_key)} "
+            f"and tags.`{HASH_TAG}` = {_quote(self.fingerprint)} and attributes.status = 'RUNNING'"
+        )
+        for run in _search_all(client, experiment, query):
+            log.info("continuing MLflow training run %s", run.info.run_id)
+            return str(run.info.run_id)
+        run = client.create_run(
+            experiment,
+            run_name=f"{self.experiment_id}/trial{self.trial}/training",
+            tags={
+                ROLE_TAG: "training",
+                MODEL_TAG: self.model_id,
+                EXPERIMENT_TAG: self.experiment_id,
+                TRIAL_TAG: str(self.trial),
+                RUN_KEY_TAG: self.run_key,
+                HASH_TAG: self.fingerprint,
+                PARENT_TAG: parent,
+            },
+        )
+        return str(run.info.run_id)
+
+    def __call__(self, epoch: int, metrics: Mapping[str, float]) -> None:
+        from mlflow.entities import Metric
+
+        def log_epoch(client: MlflowClient) -> None:
+            if self.run_id is None:
+                self.run_id = self._open(client)
+            now = int(time.time() * 1000)
+            values = [
+                Metric(key, float(value), now, int(epoch))
+                for key, value in metrics.items()
+                if key != "epoch" and value is not None
+            ]
+            client.log_batch(self.run_id, metrics=values)
+
+        try:
+            self._locked(log_epoch)
+        except Exception:  # tracking must never kill a training job; results/ stays the truth
+            log.exception("could not stream epoch %d metrics to MLflow", epoch)
+
+    def finish(self, status: str = "FINISHED") -> str | None:
+        if self.run_id is not None:
+            run_id = self.run_id
+            try:
+                self._locked(lambda client: client.set_terminated(run_id, status))
+            except Exception:
+                log.exception("could not close MLflow training run %s", run_id)
+        return self.run_id

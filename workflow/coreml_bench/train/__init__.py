@@ -1,0 +1,2 @@
+"""Training: the recipe (``recipe``, no torch), the resumable loop (``loop``) and the baseline
+stage (``baseline``)."""

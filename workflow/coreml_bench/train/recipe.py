@@ -1,0 +1,62 @@
+"""The training recipe: hyper-parameters of one training or fine-tuning run (no torch here)."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from typing import Any, Literal
+
+from pydantic import Field, model_validator
+
+from ..schema_base import StrictModel
+
+
+class TrainingRecipe(StrictModel):
+    """Hyper-parameters of one training run (torchvision classification reference names)."""
+
+    epochs: int = Field(default=5, ge=1)
+    batch_size: int = Field(default=128, gt=0)
+    optimizer: Literal["sgd", "adamw"] = "sgd"
+    lr: float = Field(default=0.05, gt=0)
+    momentum: float = Field(default=0.9, ge=0, lt=1)
+    weight_decay: float = Field(default=5e-4, ge=0)
+    lr_scheduler: Literal["cosine", "step", "constant"] = "cosine"
+    lr_step_size: int = Field(default=30, gt=0, description="epochs per step (step scheduler)")
+    lr_gamma: float = Field(default=0.1, gt=0, le=1, description="decay factor (step scheduler)")
+    lr_warmup_epochs: int = Field(default=0, ge=0)
+    lr_warmup_decay: float = Field(default=0.01, gt=0, le=1, description="warm-up start factor")
+    label_smoothing: float = Field(default=0.0, ge=0, lt=1)
+    augmentation: Literal["none", "pad_crop_flip", "random_resized_crop_flip"] = "pad_crop_flip"
+    train_limit: int | None = Field(default=None, gt=0, description="train on the first N images")
+    max_steps_per_epoch: int | None = Field(default=None, gt=0)
+    seed: int = Field(default=0, ge=0, description="initialisation, data order, augmentation")
+    device: Literal["auto", "cpu", "cuda"] = Field(
+        default="auto", description="auto: CUDA where available"
+    )
+    amp: bool = Field(default=True, description="mixed precision on CUDA (ignored on CPU)")
+
+    @model_validator(mode="after")
+    def _warmup_shorter_than_training(self) -> TrainingRecipe:
+        if self.lr_warmup_epochs >= self.epochs:
+            raise ValueError(
+                f"lr_warmup_epochs={self.lr_warmup_epochs} must be < epochs={self.epochs}"
+            )
+        return self
+
+    def fingerprint(self) -> str:
+        """Identifies the recipe in a checkpoint, so a changed recipe never resumes an old run."""
+        text = json.dumps(self.model_dump(mode="json"), sort_keys=True)
+        return hashlib.sha256(text.encode()).hexdigest()[:16]
+
+
+def effective_recipe(
+    model_recipe: dict[str, Any] | None, experiment_recipe: dict[str, Any] | None, trial: int
+) -> TrainingRecipe:
+    """Defaults ← the model's finetune recipe ← the experiment's recipe; seed + trial − 1.
+
+    Trials differ only in data order (and augmentation draws): the seed moves, the starting
+    weights do not.
+    """
+    merged = {**(model_recipe or {}), **(experiment_recipe or {})}
+    recipe = TrainingRecipe.model_validate(merged)
+    return recipe.model_copy(update={"seed": recipe.seed + trial - 1})
