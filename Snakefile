@@ -3,6 +3,10 @@
 import os
 import sys
 
+from snakemake.utils import min_version
+
+min_version("9.20")
+
 # The logic lives in workflow/coreml_bench: importable here even where it is not pip-installed
 # (each job script does the same from its own location).
 sys.path.insert(0, os.path.join(workflow.basedir, "workflow"))
@@ -11,6 +15,9 @@ from coreml_bench.config import check_local_paths, validate_config  # noqa: E402
 
 
 configfile: "config/config.yaml"
+
+
+report: "workflow/report/workflow.rst"
 
 
 # One validation up front: a bad config stops here, before any job, naming field and value.
@@ -34,6 +41,6 @@ include: "workflow/rules/aggregate.smk"
 
 
 rule all:
+    default_target: True
     input:
         final_outputs(),
-    default_target: True

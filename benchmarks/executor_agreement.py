@@ -38,16 +38,19 @@ from _report import write_keeping_notes  # noqa: E402
 from coreml_bench.compress import ALGORITHMS  # noqa: E402
 from coreml_bench.config import ModelConfig  # noqa: E402
 from coreml_bench.convert import to_coreml  # noqa: E402
-from coreml_bench.data import eval_transform, fashion_mnist, foolbox_imagenet_sample  # noqa: E402
-from coreml_bench.mil_executor import ProgramExecutor  # noqa: E402
-from coreml_bench.mlpackage import open_package  # noqa: E402
+from coreml_bench.data.fashion_mnist import fashion_mnist  # noqa: E402
+from coreml_bench.data.imagenet import foolbox_imagenet_sample  # noqa: E402
+from coreml_bench.data.transforms import eval_transform  # noqa: E402
+from coreml_bench.evaluate.weights_torch import load_package_weights  # noqa: E402
+from coreml_bench.executor import ProgramExecutor  # noqa: E402
+from coreml_bench.mlpackage.files import open_package  # noqa: E402
 from coreml_bench.models import (  # noqa: E402
     ARCHITECTURES,
+    ModelSpec,
     build_model,
     calibrate_batch_norm,
     load_model,
 )
-from coreml_bench.weights_roundtrip import load_package_weights  # noqa: E402
 
 OUT = ROOT / "benchmarks" / "executor_agreement.md"
 FASHION = Path("/usr/share/datasets/fashion-mnist")
@@ -63,14 +66,13 @@ VARIANTS = {
 THROUGHPUT_BATCH = 32
 
 
-def real_images(model_cfg: dict[str, Any], count: int) -> torch.Tensor:
+def real_images(model: ModelSpec, count: int) -> torch.Tensor:
     """foolbox's 20 ImageNet photos, then Fashion-MNIST test images, preprocessed for the model."""
     from PIL import Image
     from torchvision import tv_tensors
 
-    pre = model_cfg["preprocessing"]
-    transform = eval_transform(pre)
-    grey = model_cfg["in_channels"] == 1
+    transform = eval_transform(model.preprocessing)
+    grey = model.in_channels == 1
     images = []
     if not grey:
         for path, _label in foolbox_imagenet_sample()[:count]:
@@ -145,13 +147,13 @@ def measure(architecture: str, count: int, workdir: Path) -> list[dict[str, Any]
     arch = ARCHITECTURES[architecture]
     cfg = ModelConfig.model_validate(
         {"id": "m", "architecture": architecture, "source": {"kind": "random"}}
-    ).resolved()
+    ).spec()
     if arch.task == "detection":
         count = min(count, 40)  # 512×512 images: the executor needs ~0.3 s each here
     images = real_images(cfg, count)
-    model = reference_model(architecture, cfg["num_classes"], images)
+    model = reference_model(architecture, cfg.num_classes, images)
     fp16 = workdir / f"{architecture}.mlpackage"
-    to_coreml(model, cfg["input_size"], in_channels=cfg["in_channels"]).save(str(fp16))
+    to_coreml(model, cfg.input_size, in_channels=cfg.in_channels).save(str(fp16))
     rows = []
     packages = {"fp16": fp16}
     for name, spec in VARIANTS.items():
@@ -169,7 +171,7 @@ def measure(architecture: str, count: int, workdir: Path) -> list[dict[str, Any]
         else:
             try:
                 reference = load_package_weights(
-                    copy.deepcopy(model), package, cfg["input_size"]
+                    copy.deepcopy(model), package, cfg.input_size
                 ).eval()
                 row["reference"] = "torch graph + package weights"
             except Exception as error:  # the mapping cannot mirror this graph: say so

@@ -28,40 +28,40 @@ import sys, time
 from pathlib import Path
 sys.path.insert(0, sys.argv[2])
 from coreml_bench.config import load_config
-from coreml_bench.download import fetch_weights
-from coreml_bench.models import build_model
+from coreml_bench.download import download_weights
 from coreml_bench.convert import convert_model
-from coreml_bench.compress import compress_package
-from coreml_bench.evaluate import evaluate_package
-from coreml_bench.profile import profile_package
-from coreml_bench.manifest import read_json
+from coreml_bench.compress.stage import compress_package
+from coreml_bench.evaluate.stage import evaluate_package
+from coreml_bench.profile.stage import profile_package
+from coreml_bench.io import read_json
 import torch
 torch.set_num_threads(1)
 out = Path(sys.argv[1])
 cfg = load_config(Path(sys.argv[3]))
 for model in cfg.models:
-    m = model.resolved()
+    spec = model.spec()
     weights = out / f"{model.id}.pth"
-    fetch_weights(model.source, weights, build_model=lambda: build_model(m["architecture"]))
+    download_weights(model=spec, weights=weights, manifest=out / f"{model.id}.json")
     base_pkg, base_manifest = out / model.id / "fp16.mlpackage", out / model.id / "fp16.json"
-    convert_model(model_cfg=m, conversion_cfg=cfg.conversion.model_dump(mode="json"),
-                  weights=weights, package=base_pkg, manifest=base_manifest)
+    convert_model(model=spec, conversion=cfg.conversion, weights=weights, package=base_pkg,
+                  manifest=base_manifest)
     for m_id, e_id, trial in cfg.variants():
         if m_id != model.id:
             continue
         exp = cfg.experiment(e_id)
         ctx = {"model": m_id, "experiment": e_id, "trial": trial}
         pkg = base_pkg
-        if exp.compression.algorithm != "none":
+        if not exp.algorithm().is_baseline:
             pkg = out / m_id / e_id / "model.mlpackage"
-            compress_package(compression=exp.compression.model_dump(mode="json"),
-                             baseline_package=base_pkg, baseline_manifest=read_json(base_manifest),
+            compress_package(params=exp.compression, baseline_package=base_pkg,
+                             baseline_manifest=read_json(base_manifest),
                              package=pkg, manifest=pkg.with_suffix(".json"), context=ctx)
-        evaluate_package(package=pkg, weights=weights, model_cfg=m,
-                         data_cfg=cfg.data.model_dump(mode="json"), backend=cfg.evaluation.backend,
+        evaluate_package(package=pkg, weights=weights, model=spec,
+                         data=cfg.data.evaluation_selection(model.evaluation_data),
+                         backend=cfg.evaluation.backend,
                          output=out / m_id / e_id / "evaluation.json", context=ctx)
-        profile_package(package=pkg, model_cfg=m,
-                        profiling_cfg=cfg.profiling.model_dump(mode="json"),
+        profile_package(package=pkg, model=spec, backend=cfg.profiling.backend,
+                        run=cfg.profiling.latency_run(),
                         output=out / m_id / e_id / "profile.json", context=ctx)
 """
 

@@ -21,10 +21,14 @@ SNAKEMAKE = str(Path(sys.executable).with_name("snakemake"))
 
 
 def run_snakemake(
-    workdir: Path, *args: str, check: bool = True, timeout: float = 1200
+    workdir: Path,
+    *args: str,
+    check: bool = True,
+    timeout: float = 1200,
+    env: dict[str, str] | None = None,
 ) -> subprocess.CompletedProcess[str]:
-    """Run the real workflow (this repo's Snakefile) in ``workdir``."""
-    env = dict(os.environ)
+    """Run the real workflow (this repo's Snakefile) in ``workdir``; ``env`` adds variables."""
+    env = {**os.environ, **(env or {})}
     env["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{env.get('PATH', '')}"
     cmd = [
         SNAKEMAKE,

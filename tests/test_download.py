@@ -1,5 +1,6 @@
 """Stage 1 against a real HTTP server on 127.0.0.1: good, corrupted, missing, truncated files;
-torchvision's sha256-prefix rule; file:// URLs; package, local and seeded random sources.
+torchvision's sha256-prefix rule; file:// URLs; package, local and seeded random sources;
+published .mlpackage.zip files unpacked zip-slip-safe.
 """
 
 from __future__ import annotations
@@ -7,27 +8,32 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import stat
+import zipfile
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 import torch
-from helpers import QuietHandler, serve_directory
 from coreml_bench.download import (
+    ArchiveError,
     ChecksumError,
     DownloadError,
     download_url,
+    extract_mlpackage,
     fetch_weights,
-    sha256_file,
     torchvision_weights_url,
 )
-from coreml_bench.sources import (
+from coreml_bench.executor import ProgramExecutor
+from coreml_bench.io import sha256_file
+from coreml_bench.models.sources import (
     LocalFileSource,
     PackageSource,
     RandomInitSource,
     TorchvisionSource,
     UrlSource,
 )
+from helpers import QuietHandler, serve_directory
 
 PAYLOAD = b"checkpoint bytes " * 5000
 PAYLOAD_SHA = hashlib.sha256(PAYLOAD).hexdigest()
@@ -292,3 +298,68 @@ def test_random_source_needs_builder_and_override_is_url_only(out: Path) -> None
             RandomInitSource(seed=0), out / "r.pth", build_model=_tiny, url_override="http://x/"
         )
     assert list(out.iterdir()) == []
+
+
+# --- published packages: a .mlpackage.zip unpacked zip-slip-safe ------------------------------
+
+
+def _zip_package(package: Path, archive: Path, extra: dict[str, bytes] | None = None) -> Path:
+    """Zip a package the way Finder does: the .mlpackage folder at the top, plus junk."""
+    with zipfile.ZipFile(archive, "w") as bundle:
+        for path in sorted(package.rglob("*")):
+            if path.is_file():
+                bundle.write(path, f"{package.name}/{path.relative_to(package)}")
+        bundle.writestr("__MACOSX/._FashionCNN.mlpackage", b"finder metadata")
+        for name, data in (extra or {}).items():
+            bundle.writestr(name, data)
+    return archive
+
+
+def test_extract_mlpackage_unpacks_the_package(fashion_package: Path, tmp_path: Path) -> None:
+    archive = _zip_package(fashion_package, tmp_path / "model.mlpackage.zip")
+    dest = tmp_path / "out" / "fp16.mlpackage"
+    extract_mlpackage(archive, dest)
+    files = sorted(p.relative_to(dest) for p in dest.rglob("*") if p.is_file())
+    assert files == sorted(
+        p.relative_to(fashion_package) for p in fashion_package.rglob("*") if p.is_file()
+    )
+    assert not any(p.name.startswith(".") for p in dest.parent.iterdir())  # no temp left
+    batch = torch.rand(3, 1, 28, 28)
+    assert torch.equal(ProgramExecutor(dest)(batch), ProgramExecutor(fashion_package)(batch))
+
+
+def _symlink_member(bundle: zipfile.ZipFile, name: str, target: str) -> None:
+    info = zipfile.ZipInfo(name)
+    info.external_attr = (stat.S_IFLNK | 0o777) << 16
+    bundle.writestr(info, target)
+
+
+@pytest.mark.parametrize(
+    ("members", "message"),
+    [
+        ({"M.mlpackage/../../evil.txt": b"x"}, "points outside"),
+        ({"/tmp/evil.txt": b"x"}, "points outside"),
+        ({"M.mlpackage/Manifest.json": b"{}", "README.txt": b"x"}, "outside any .mlpackage"),
+        ({"A.mlpackage/Manifest.json": b"{}", "B.mlpackage/Manifest.json": b"{}"}, "exactly one"),
+        ({"M.mlpackage/Data/weights.bin": b"x"}, "no Manifest.json"),
+        ("symlink", "symbolic link"),
+    ],
+)
+def test_extract_mlpackage_refuses_unsafe_or_wrong_archives(
+    tmp_path: Path, members: dict[str, bytes] | str, message: str
+) -> None:
+    archive = tmp_path / "bad.zip"
+    with zipfile.ZipFile(archive, "w") as bundle:
+        if members == "symlink":
+            bundle.writestr("M.mlpackage/Manifest.json", b"{}")
+            _symlink_member(bundle, "M.mlpackage/Data", "/etc")
+        else:
+            assert isinstance(members, dict)
+            for name, data in members.items():
+                bundle.writestr(name, data)
+    dest = tmp_path / "unpacked" / "fp16.mlpackage"
+    with pytest.raises(ArchiveError, match=message):
+        extract_mlpackage(archive, dest)
+    assert not dest.exists()
+    assert not (tmp_path / "evil.txt").exists() and not Path("/tmp/evil.txt").exists()
+    assert not (dest.parent.exists() and any(dest.parent.iterdir()))  # no half output

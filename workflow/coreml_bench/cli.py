@@ -1,4 +1,6 @@
-"""``coreml-bench``: small helpers around the workflow (config generation and checks)."""
+"""``coreml-bench``: small helpers around the workflow (config generation and checks).
+
+The config package loads $COREML_BENCH_PLUGINS first, so plugin entries are accepted."""
 
 from __future__ import annotations
 
@@ -7,17 +9,23 @@ import sys
 from pathlib import Path
 
 from .config import ConfigError, load_config
-from .config.generate import default_config_yaml, json_schema_text
+from .config.generate import config_readme, default_config_yaml, json_schema_text
+from .io import write_text_atomic
 
 ROOT = Path(__file__).resolve().parents[2]
+SCHEMA_NAME = "config.schema.json"
 
 
 def _write_config(args: argparse.Namespace) -> int:
-    out = Path(args.config_dir)
-    out.mkdir(parents=True, exist_ok=True)
-    (out / "config.yaml").write_text(default_config_yaml())
-    (out / "schema.json").write_text(json_schema_text())
-    print(f"wrote {out / 'config.yaml'} and {out / 'schema.json'}")
+    config_dir, schema_dir = Path(args.config_dir), Path(args.schema_dir)
+    written = {
+        config_dir / "config.yaml": default_config_yaml(),
+        config_dir / "README.md": config_readme(),
+        schema_dir / SCHEMA_NAME: json_schema_text(),
+    }
+    for path, text in written.items():
+        write_text_atomic(path, text)
+    print("wrote " + ", ".join(str(path) for path in written))
     return 0
 
 
@@ -34,8 +42,12 @@ def _check_config(args: argparse.Namespace) -> int:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="coreml-bench", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
-    write = sub.add_parser("write-config", help="regenerate config/config.yaml and schema.json")
+    write = sub.add_parser(
+        "write-config",
+        help="regenerate config/config.yaml, config/README.md and the JSON schema",
+    )
     write.add_argument("--config-dir", default=str(ROOT / "config"))
+    write.add_argument("--schema-dir", default=str(ROOT / "workflow" / "schemas"))
     write.set_defaults(func=_write_config)
     check = sub.add_parser("check-config", help="validate a config file")
     check.add_argument("path")

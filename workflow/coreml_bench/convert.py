@@ -6,7 +6,6 @@ import logging
 from pathlib import Path
 from typing import Any, Literal
 
-from .compress.registry import DeploymentTarget
 from .io import write_json_atomic
 from .mlpackage.files import package_summary, save_atomic
 from .models import ModelSpec, load_model
@@ -14,6 +13,10 @@ from .provenance import StageTimer, package_versions
 from .schema_base import StrictModel
 
 log = logging.getLogger(__name__)
+
+# Deployment targets in the order Core ML gained features; iOS and macOS releases pair up.
+TARGET_RANK = {"iOS16": 16, "macOS13": 16, "iOS17": 17, "macOS14": 17, "iOS18": 18, "macOS15": 18}
+DeploymentTarget = Literal["iOS16", "iOS17", "iOS18", "macOS13", "macOS14", "macOS15"]
 
 INPUT_NAME = "image"
 OUTPUT_NAME = "logits"

@@ -14,7 +14,24 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
+from .aggregate.stage import aggregate
+from .aggregate.tables import TableRow
+from .compress import ALGORITHMS
+from .compress.stage import compress_package, compress_with_torch
+from .convert import ConversionSettings, convert_model
+from .data import DATA_KINDS, DataSelection
+from .download import download_weights, import_package
+from .evaluate.stage import evaluate_package
+from .io import read_json, write_json_atomic
+from .models import ModelSpec
+from .profile.settings import ProfilingSettings
+from .profile.stage import profile_package
 from .registry import load_plugins
+from .tracking.mlflow_store import ARTIFACT_ROOT, LOCK_PATH, EpochLogger
+from .tracking.settings import TrackingSettings
+from .tracking.variant import track_variant
+from .train.baseline import train_baseline
+from .train.recipe import TrainingRecipe
 
 
 @contextlib.contextmanager
@@ -57,14 +74,12 @@ def _context(smk: Any) -> dict[str, Any]:
 
 
 def _model(smk: Any) -> Any:
-    from .models import ModelSpec
 
     return ModelSpec.model_validate(smk.params.model)
 
 
 def _data_source(data: dict[str, Any], role: str = "evaluation") -> Any:
     """A data kind's params object from its JSON (the registry says which class)."""
-    from .data import DATA_KINDS
 
     kind = DATA_KINDS[data["kind"]]
     params = kind.params if role == "evaluation" else kind.training_params
@@ -73,7 +88,6 @@ def _data_source(data: dict[str, Any], role: str = "evaluation") -> Any:
 
 
 def _evaluation(smk: Any) -> Any:
-    from .data import DataSelection
 
     data = smk.params.data
     return DataSelection(
@@ -89,20 +103,17 @@ def _training(smk: Any) -> Any:
 
 
 def _compression(smk: Any) -> Any:
-    from .compress import ALGORITHMS
 
     compression = smk.params.compression
     return ALGORITHMS[compression["algorithm"]].params.model_validate(compression)
 
 
 def _conversion(smk: Any) -> Any:
-    from .convert import ConversionSettings
 
     return ConversionSettings.model_validate(smk.params.conversion)
 
 
 def _recipe(value: dict[str, Any] | None) -> Any:
-    from .train.recipe import TrainingRecipe
 
     return None if value is None else TrainingRecipe.model_validate(value)
 
@@ -111,7 +122,6 @@ def _recipe(value: dict[str, Any] | None) -> Any:
 
 
 def download_weights_job(smk: Any) -> None:
-    from .download import download_weights
 
     download_weights(
         model=_model(smk), weights=Path(smk.output.weights), manifest=Path(smk.output.manifest)
@@ -119,7 +129,6 @@ def download_weights_job(smk: Any) -> None:
 
 
 def import_package_job(smk: Any) -> None:
-    from .download import import_package
 
     import_package(
         model=_model(smk),
@@ -130,7 +139,6 @@ def import_package_job(smk: Any) -> None:
 
 
 def train_baseline_job(smk: Any) -> None:
-    from .train.baseline import train_baseline
 
     _limit_threads(smk.threads)
     model = _model(smk)
@@ -146,7 +154,6 @@ def train_baseline_job(smk: Any) -> None:
 
 
 def convert_job(smk: Any) -> None:
-    from .convert import convert_model
 
     _limit_threads(smk.threads)
     convert_model(
@@ -159,28 +166,28 @@ def convert_job(smk: Any) -> None:
 
 
 def check_torch_settings_job(smk: Any) -> None:
-    """coremltools' own validation of one torch-side experiment's settings (see torch_side)."""
-    from .compress import ALGORITHMS
-    from .io import write_json_atomic
+    """coremltools' own validation of one torch-side experiment's settings (see torch_side).
 
+    Settings without a coremltools config (e.g. a plugin's own torch code) have nothing to
+    check; the record says so.
+    """
     compression = smk.params.compression
     params = ALGORITHMS[compression["algorithm"]].params.model_validate(compression)
-    config = params.coremltools_config()  # type: ignore[attr-defined]
+    check = getattr(params, "coremltools_config", None)
+    config = None if check is None else check()
     write_json_atomic(
         Path(smk.output[0]),
         {
             "stage": "check_torch_settings",
             "experiment": smk.wildcards.experiment,
             "compression": compression,
-            "coremltools_config": type(config).__name__,
-            "accepted": True,
+            "coremltools_config": None if config is None else type(config).__name__,
+            "checked_by_coremltools": config is not None,
         },
     )
 
 
 def compress_job(smk: Any) -> None:
-    from .compress.stage import compress_package
-    from .io import read_json
 
     compress_package(
         params=_compression(smk),
@@ -193,10 +200,6 @@ def compress_job(smk: Any) -> None:
 
 
 def compress_torch_job(smk: Any) -> None:
-    from .compress.stage import compress_with_torch
-    from .io import read_json
-    from .tracking.mlflow_store import ARTIFACT_ROOT, LOCK_PATH, EpochLogger
-    from .tracking.settings import TrackingSettings
 
     _limit_threads(smk.threads)
     context = _context(smk)
@@ -242,7 +245,6 @@ def compress_torch_job(smk: Any) -> None:
 
 
 def evaluate_job(smk: Any) -> None:
-    from .evaluate.stage import evaluate_package
 
     _limit_threads(smk.threads)
     weights = smk.input.get("weights")
@@ -259,8 +261,6 @@ def evaluate_job(smk: Any) -> None:
 
 
 def profile_job(smk: Any) -> None:
-    from .profile.settings import ProfilingSettings
-    from .profile.stage import profile_package
 
     # The rule claims all cores for isolation; torch itself uses the configured threads.
     profiling = ProfilingSettings.model_validate(smk.params.profiling)
@@ -275,8 +275,6 @@ def profile_job(smk: Any) -> None:
 
 
 def track_job(smk: Any) -> None:
-    from .tracking.settings import TrackingSettings
-    from .tracking.variant import track_variant
 
     track_variant(
         package=Path(smk.input.package),
@@ -293,8 +291,6 @@ def track_job(smk: Any) -> None:
 
 
 def aggregate_job(smk: Any) -> None:
-    from .aggregate.stage import aggregate
-    from .aggregate.tables import TableRow
 
     aggregate(
         manifests=[Path(p) for p in smk.input.manifests],

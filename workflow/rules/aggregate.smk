@@ -15,13 +15,13 @@ rule aggregate:
             caption="../report/pareto.rst",
             category="Plots",
         ),
-    params:
-        rows=table_rows(),
     log:
         "results/logs/aggregate/aggregate.log",
     benchmark:
         "results/benchmarks/aggregate/aggregate.tsv"
     conda:
         "../../envs/coreml-bench.yaml"
+    params:
+        rows=table_rows(),
     script:
         STAGE_SCRIPT

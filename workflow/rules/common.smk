@@ -35,7 +35,7 @@ TORCH_EXPERIMENTS = [e.id for e in CFG.experiments if e.algorithm().kind == "tor
 VARIANT = "{model}/{experiment}/trial{trial}"
 # Whether profile jobs time work on the machine they run on (then they claim every core).
 PROFILER_TIMES_THIS_HOST = CFG.profiler().times_this_host
-# Every rule runs the same script: coreml_bench.jobs dispatches on the rule's name.
+# One script for all: coreml_bench.jobs dispatches on the name of the job's rule.
 STAGE_SCRIPT = "../scripts/run_stage.py"
 
 
@@ -116,7 +116,9 @@ def compression_params(wildcards):
 
 def finetune_recipe(wildcards):
     """The effective fine-tuning recipe (JSON) of one job; None for algorithms that don't train."""
-    return CFG.finetune_recipe(wildcards.model, wildcards.experiment, int(wildcards.trial))
+    return CFG.finetune_recipe(
+        wildcards.model, wildcards.experiment, int(wildcards.trial)
+    )
 
 
 def run_params(wildcards):
@@ -127,7 +129,10 @@ def run_params(wildcards):
         "experiment": experiment.model_dump(mode="json", exclude={"models", "trials"}),
         "config_label": experiment.effective_label(),
         "trial": int(wildcards.trial),
-        "data": {**CFG.data.model_dump(mode="json"), **CFG.evaluation_params(wildcards.model)},
+        "data": {
+            **CFG.data.model_dump(mode="json"),
+            **CFG.evaluation_params(wildcards.model),
+        },
         "conversion": CFG.conversion.model_dump(mode="json"),
         "evaluation": CFG.evaluation.model_dump(mode="json"),
         "profiling": CFG.profiling.model_dump(mode="json"),

@@ -5,17 +5,17 @@ rule compress:
     output:
         package=directory(f"results/compressed/{VARIANT}/model.mlpackage"),
         manifest=f"results/compressed/{VARIANT}/manifest.json",
-    params:
-        compression=compression_params,
-    wildcard_constraints:
-        experiment=_id_pattern(COREML_EXPERIMENTS),
-    resources:
-        mem_mb=4000,
     log:
         f"results/logs/compress/{VARIANT}.log",
     benchmark:
         f"results/benchmarks/compress/{VARIANT}.tsv"
+    wildcard_constraints:
+        experiment=_id_pattern(COREML_EXPERIMENTS),
     conda:
         "../../envs/coreml-bench.yaml"
+    resources:
+        mem_mb=4000,
+    params:
+        compression=compression_params,
     script:
         STAGE_SCRIPT

@@ -6,6 +6,18 @@ rule compress_torch:
     output:
         package=directory(f"results/compressed/{VARIANT}/model.mlpackage"),
         manifest=f"results/compressed/{VARIANT}/manifest.json",
+    log:
+        f"results/logs/compress/{VARIANT}.log",
+    benchmark:
+        f"results/benchmarks/compress/{VARIANT}.tsv"
+    wildcard_constraints:
+        experiment=_id_pattern(TORCH_EXPERIMENTS),
+    conda:
+        "../../envs/coreml-bench.yaml"
+    threads: CFG.training_resources.threads
+    resources:
+        mem_mb=CFG.training_resources.mem_mb,
+        gpu=CFG.training_resources.gpu,
     params:
         compression=compression_params,
         recipe=finetune_recipe,
@@ -16,18 +28,8 @@ rule compress_torch:
         tracking=CFG.tracking.model_dump(mode="json"),
         study=CFG.study,
         # Outside the outputs on purpose: a failed or killed job keeps them to resume from.
-        checkpoint_dir=lambda wildcards: f"results/checkpoints/{VARIANT}".format(**wildcards),
-    wildcard_constraints:
-        experiment=_id_pattern(TORCH_EXPERIMENTS),
-    threads: CFG.training_resources.threads
-    resources:
-        mem_mb=CFG.training_resources.mem_mb,
-        gpu=CFG.training_resources.gpu,
-    log:
-        f"results/logs/compress/{VARIANT}.log",
-    benchmark:
-        f"results/benchmarks/compress/{VARIANT}.tsv"
-    conda:
-        "../../envs/coreml-bench.yaml"
+        checkpoint_dir=lambda wildcards: f"results/checkpoints/{VARIANT}".format(
+            **wildcards
+        ),
     script:
         STAGE_SCRIPT

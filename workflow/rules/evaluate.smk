@@ -5,18 +5,18 @@ rule evaluate:
         manifest=variant_manifest,
     output:
         f"results/evaluation/{VARIANT}.json",
-    params:
-        model=model_params,
-        data=evaluation_data,
-        backend=CFG.evaluation.backend,
-        device=CFG.evaluation.device,
-    resources:
-        mem_mb=4000,
     log:
         f"results/logs/evaluate/{VARIANT}.log",
     benchmark:
         f"results/benchmarks/evaluate/{VARIANT}.tsv"
     conda:
         "../../envs/coreml-bench.yaml"
+    resources:
+        mem_mb=4000,
+    params:
+        model=model_params,
+        data=evaluation_data,
+        backend=CFG.evaluation.backend,
+        device=CFG.evaluation.device,
     script:
         STAGE_SCRIPT

@@ -4,17 +4,17 @@ rule profile:
         manifest=variant_manifest,
     output:
         f"results/profile/{VARIANT}.json",
-    params:
-        model=model_params,
-        profiling=CFG.profiling.model_dump(mode="json"),
-    threads: timing_threads
-    resources:
-        mem_mb=4000,
     log:
         f"results/logs/profile/{VARIANT}.log",
     benchmark:
         f"results/benchmarks/profile/{VARIANT}.tsv"
     conda:
         "../../envs/coreml-bench.yaml"
+    threads: timing_threads
+    resources:
+        mem_mb=4000,
+    params:
+        model=model_params,
+        profiling=CFG.profiling.model_dump(mode="json"),
     script:
         STAGE_SCRIPT

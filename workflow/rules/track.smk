@@ -7,15 +7,15 @@ rule track:
         logs=variant_logs,
     output:
         f"results/tracking/{VARIANT}.json",
-    params:
-        run_params=run_params,
-        tracking=CFG.tracking.model_dump(mode="json"),
-        study=CFG.study,
     log:
         f"results/logs/track/{VARIANT}.log",
     benchmark:
         f"results/benchmarks/track/{VARIANT}.tsv"
     conda:
         "../../envs/coreml-bench.yaml"
+    params:
+        run_params=run_params,
+        tracking=CFG.tracking.model_dump(mode="json"),
+        study=CFG.study,
     script:
         STAGE_SCRIPT

@@ -2,23 +2,23 @@ rule train_baseline:
     output:
         weights="results/weights/{model}.pth",
         manifest="results/weights/{model}.json",
+    log:
+        "results/logs/train_baseline/{model}.log",
+    benchmark:
+        "results/benchmarks/train_baseline/{model}.tsv"
     wildcard_constraints:
         model=TRAINED_MODELS,
+    conda:
+        "../../envs/coreml-bench.yaml"
+    threads: CFG.training_resources.threads
+    resources:
+        mem_mb=CFG.training_resources.mem_mb,
+        gpu=CFG.training_resources.gpu,
     params:
         model=model_params,
         data=evaluation_data,
         training=CFG.training_params(),
         # Outside the outputs on purpose: a failed or killed job keeps them to resume from.
         checkpoint_dir=lambda wildcards: f"results/checkpoints/{wildcards.model}/baseline",
-    threads: CFG.training_resources.threads
-    resources:
-        mem_mb=CFG.training_resources.mem_mb,
-        gpu=CFG.training_resources.gpu,
-    log:
-        "results/logs/train_baseline/{model}.log",
-    benchmark:
-        "results/benchmarks/train_baseline/{model}.tsv"
-    conda:
-        "../../envs/coreml-bench.yaml"
     script:
         STAGE_SCRIPT

@@ -3,6 +3,6 @@
 
 from . import coreml_side as _coreml_side  # noqa: F401 - registers the Core ML-side algorithms
 from . import torch_side as _torch_side  # noqa: F401 - registers the torch-side algorithms
-from .registry import ALGORITHMS, TARGET_RANK, Algorithm, DeploymentTarget
+from .registry import ALGORITHMS, Algorithm
 
-__all__ = ["ALGORITHMS", "TARGET_RANK", "Algorithm", "DeploymentTarget"]
+__all__ = ["ALGORITHMS", "Algorithm"]

@@ -14,9 +14,6 @@ from typing import Any, Literal
 from ..registry import Registry
 from ..schema_base import StrictModel
 
-# Deployment targets in the order Core ML gained features; iOS and macOS releases pair up.
-TARGET_RANK = {"iOS16": 16, "macOS13": 16, "iOS17": 17, "macOS14": 17, "iOS18": 18, "macOS15": 18}
-DeploymentTarget = Literal["iOS16", "iOS17", "iOS18", "macOS13", "macOS14", "macOS15"]
 Workflow = Literal["n/a", "Post Training", "Calibration", "Training Time"]
 AlgorithmKind = Literal["coreml", "torch", "none"]
 

@@ -23,6 +23,7 @@ from typing import TYPE_CHECKING, Any, ClassVar, Literal
 
 from pydantic import Field, ValidationInfo, model_validator
 
+from ..models import weight_module_types
 from ..schema_base import StrictModel
 from ..train.recipe import TrainingRecipe
 from .common import (
@@ -322,7 +323,6 @@ class TorchCompressionJob:
 
 def _skip_small_modules(config: Any, model: Any, threshold: int) -> Any:
     """MagnitudePrunerConfig has no weight_threshold: leave small modules out by name."""
-    from ..models import weight_module_types
 
     for name, module in model.named_modules():
         small = isinstance(module, weight_module_types()) and module.weight.numel() <= threshold

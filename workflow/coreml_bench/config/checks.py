@@ -8,9 +8,10 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from ..compress import TARGET_RANK
+from ..convert import TARGET_RANK
 from ..data import DATA_KINDS
 from ..evaluate import EVALUATORS
+from ..evaluate.registry import AUTO_ELSEWHERE, AUTO_ON_MACOS
 from ..models import ARCHITECTURES
 from ..registry import resolve_auto
 
@@ -25,7 +26,6 @@ def detection_kinds() -> list[str]:
 
 def evaluation_backend(cfg: WorkflowConfig) -> str:
     """The evaluation backend jobs on this host will use ('auto' resolved)."""
-    from ..evaluate.registry import AUTO_ELSEWHERE, AUTO_ON_MACOS
 
     return resolve_auto(cfg.evaluation.backend, on_macos=AUTO_ON_MACOS, elsewhere=AUTO_ELSEWHERE)
 

@@ -11,6 +11,7 @@ from typing import Any, Literal
 
 from ..registry import Registry
 from ..schema_base import StrictModel
+from .transforms import eval_transform, train_transform
 
 Task = Literal["classification", "detection"]
 
@@ -70,8 +71,6 @@ def evaluation_loader(data: DataSelection, preprocessing: Any) -> Any:
     """The evaluation set of a classification kind, eval-transformed, in order, batched."""
     import torch
 
-    from .transforms import eval_transform
-
     kind = data.kind
     if kind.dataset is None:
         raise ValueError(f"data kind {data.source.kind!r} is {kind.task} data, not image labels")  # type: ignore[attr-defined]
@@ -81,7 +80,6 @@ def evaluation_loader(data: DataSelection, preprocessing: Any) -> Any:
 
 def training_dataset(training: StrictModel, preprocessing: Any, recipe: Any) -> Any:
     """The training split with the recipe's augmentation (first ``recipe.train_limit``)."""
-    from .transforms import train_transform
 
     kind = DATA_KINDS[training.kind]  # type: ignore[attr-defined]
     assert kind.dataset is not None, "the config admits only kinds that can be trained on"

@@ -13,8 +13,12 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from ..models import ModelSpec
+from ..executor import ProgramExecutor
+from ..mlpackage.files import load_spec, op_type_counts, open_package
+from ..mlpackage.program import WeightMappingError
+from ..models import ModelSpec, load_model
 from .registry import EVALUATORS, Evaluator, Predictor
+from .weights_torch import load_package_weights
 
 # Ops that the weights mapping cannot mirror in the architecture's torch graph.
 _NOT_MIRRORED = {
@@ -30,8 +34,6 @@ def torch_model_with_package_weights(
 
     ``stored``: the package's weights as ``read_package_weights`` gives them, if already read.
     """
-    from ..models import load_model
-    from .weights_torch import load_package_weights
 
     network = load_model(model.architecture, weights, model.num_classes)
     return load_package_weights(network, package, model.input_size, stored).eval()
@@ -41,9 +43,6 @@ def _weights_torch_predictor(
     package: Path, model: ModelSpec, weights: Path | None, device: str
 ) -> Predictor:
     import torch
-
-    from ..mlpackage.files import load_spec, op_type_counts
-    from ..mlpackage.program import WeightMappingError
 
     if weights is None:
         raise ValueError("evaluation.backend 'weights-torch' needs the model's checkpoint")
@@ -66,7 +65,6 @@ def _weights_torch_predictor(
 def _mil_torch_predictor(
     package: Path, model: ModelSpec, weights: Path | None, device: str
 ) -> Predictor:
-    from ..executor import ProgramExecutor
 
     return ProgramExecutor(package, device=device)
 
@@ -76,8 +74,6 @@ def coreml_predictor(package: Path, compute_units: str = "ALL") -> Predictor:
     import coremltools as ct
     import numpy as np
     import torch
-
-    from ..mlpackage.files import open_package
 
     mlmodel = open_package(package, compute_units=getattr(ct.ComputeUnit, compute_units))
     # The package's own names: published packages need not use this workflow's image/logits.

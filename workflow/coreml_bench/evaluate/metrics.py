@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from ..data import DataError, DataSelection
+from ..data.detection import category_ids, coco_loader, coco_map, coco_results
 from ..models import ARCHITECTURES, ModelSpec
 from .registry import Predictor
 
@@ -37,8 +38,6 @@ def detection_map(
 ) -> dict[str, Any]:
     """COCO mAP of a detector: decode each batch's output to boxes, score with pycocotools."""
     from tqdm import tqdm
-
-    from ..data.detection import category_ids, coco_loader, coco_map, coco_results
 
     with data.kind.detection_files(data.source) as (images, annotations):
         preprocessing = model.preprocessing

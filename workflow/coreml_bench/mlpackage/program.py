@@ -38,6 +38,8 @@ from typing import Any
 
 import numpy as np
 
+from .files import open_package
+
 WEIGHT_OPS = ("conv", "linear", "conv_transpose")
 CONST = "const"
 
@@ -73,8 +75,6 @@ def walk_ops(block: Any) -> Iterator[Any]:
 def load_program(package: Path) -> Any:
     """The MIL program of a package, rebuilt from its spec and weight file (Linux-safe)."""
     from coremltools.converters.mil.frontend.milproto.load import load as milproto_load
-
-    from .files import open_package
 
     mlmodel = open_package(package, skip_model_load=True)
     spec = mlmodel.get_spec()

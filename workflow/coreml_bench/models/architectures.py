@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING, Any
 
 from ..data.registry import Task
 from ..registry import Registry
+from .centernet import build_centernet, decode
 
 log = logging.getLogger(__name__)
 
@@ -152,13 +153,11 @@ ARCHITECTURES.add(
 
 
 def _centernet(num_classes: int) -> torch.nn.Module:
-    from .centernet import build_centernet
 
     return build_centernet(num_classes, backbone="resnet34")
 
 
 def _centernet_decode(output: torch.Tensor, **options: Any) -> list[dict[str, Any]]:
-    from .centernet import decode
 
     return decode(output, **options)
 

@@ -9,6 +9,7 @@ import time
 from pathlib import Path
 from typing import Any
 
+from ..mlpackage.files import input_description, open_package
 from .registry import PROFILERS, LatencyRun, Profiler, latency_stats, time_calls
 
 log = logging.getLogger(__name__)
@@ -60,8 +61,6 @@ def coreml_feed(package: Path) -> dict[str, Any]:
     """A random input for the package's first input, in the form Core ML takes it."""
     import numpy as np
 
-    from ..mlpackage.files import input_description
-
     described = input_description(package)
     shape = described.get("shape") or [1, 3, 224, 224]
     if described["type"] == "imageType":
@@ -75,8 +74,6 @@ def coreml_feed(package: Path) -> dict[str, Any]:
 
 def _coreml_one(package: Path, run: LatencyRun, unit: str) -> dict[str, Any]:
     import coremltools as ct
-
-    from ..mlpackage.files import open_package
 
     compute_units = getattr(ct.ComputeUnit, unit)
     t0 = time.perf_counter()

@@ -7,14 +7,13 @@ import time
 from pathlib import Path
 from typing import Any
 
+from ..executor import ProgramExecutor
+from ..provenance import host_info
 from .registry import PROFILERS, LatencyRun, Profiler, latency_stats, time_calls
 
 
 def measure_host(package: Path, run: LatencyRun) -> dict[str, Any]:
     import torch
-
-    from ..executor import ProgramExecutor
-    from ..provenance import host_info
 
     device = run.device
     if device == "cuda" and not torch.cuda.is_available():

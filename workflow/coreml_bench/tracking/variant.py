@@ -8,6 +8,7 @@ from typing import Any
 from ..compress.record import is_baseline_record
 from ..io import json_digest, read_json, write_json_atomic
 from ..provenance import git_commit, package_versions
+from .mlflow_store import ARTIFACT_ROOT, LOCK_PATH, log_variant_run
 from .settings import TrackingSettings
 
 
@@ -63,7 +64,6 @@ def track_variant(
     output: Path,
     context: dict[str, Any],
 ) -> dict[str, Any]:
-    from .mlflow_store import ARTIFACT_ROOT, LOCK_PATH, log_variant_run
 
     manifest_data, evaluation_data, profile_data = (
         read_json(manifest),

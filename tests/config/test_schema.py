@@ -11,19 +11,11 @@ from coreml_bench.compress import ALGORITHMS
 from coreml_bench.config import (
     ConfigError,
     WorkflowConfig,
-    default_config_yaml,
-    json_schema_text,
     load_config,
     validate_config,
 )
-
-ROOT = Path(__file__).resolve().parents[1]
-
-
-def test_generated_config_and_schema_are_in_sync() -> None:
-    # Regenerate with `coreml-bench write-config` when this fails.
-    assert (ROOT / "config" / "config.yaml").read_text() == default_config_yaml()
-    assert (ROOT / "config" / "schema.json").read_text() == json_schema_text()
+from coreml_bench.config.generate import default_config_yaml, json_schema_text
+from helpers import ROOT
 
 
 def test_default_config_is_the_quickstart() -> None:

@@ -17,7 +17,7 @@ import numpy as np
 import pytest
 import torch
 from coreml_bench.data import DataError
-from coreml_bench.detection import (
+from coreml_bench.data.detection import (
     DEEPFOREST_STEMS,
     CocoImages,
     category_ids,
@@ -28,9 +28,9 @@ from coreml_bench.detection import (
     deepforest_sample,
     voc_to_coco,
 )
+from helpers import ROOT
 from PIL import Image
 
-ROOT = Path(__file__).resolve().parents[1]
 STEMS = DEEPFOREST_STEMS
 MEAN = (0.485, 0.456, 0.406)
 STD = (0.229, 0.224, 0.225)

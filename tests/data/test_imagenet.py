@@ -14,14 +14,12 @@ import numpy as np
 import pytest
 import scipy.io
 from coreml_bench.config import ConfigError, ImageNetFlatData, validate_config
-from coreml_bench.data import (
-    DataError,
-    evaluation_loader,
+from coreml_bench.data import DATA_KINDS, DataError, DataSelection, Preprocessing, evaluation_loader
+from coreml_bench.data.imagenet import (
     foolbox_imagenet_sample,
     image_folder,
     imagenet_flat,
     imagenet_synsets,
-    labelled_images,
 )
 
 DEVKIT = "ILSVRC2012_devkit_t12"
@@ -101,6 +99,12 @@ def _labels_by_name(items: list[tuple[Path, int]]) -> dict[str, int]:
     return {path.name: label for path, label in items}
 
 
+def _dataset(evaluation: dict, limit: int | None = None) -> object:
+    """The data kind's own reader, as a job reads ``data.evaluation`` with ``data.limit``."""
+    kind = DATA_KINDS[evaluation["kind"]]
+    return kind.dataset(kind.params.model_validate(evaluation), lambda image: image, limit)
+
+
 def _message(call: object, *args: object) -> str:
     with pytest.raises(DataError) as info:
         call(*args)  # type: ignore[operator]
@@ -128,8 +132,8 @@ def test_wnid_folders_get_canonical_indices(tmp_path: Path, sample: list[tuple[P
     items = image_folder(tmp_path)
     assert len({path.parent for path, _ in items}) < 20  # a small subset of the 1000 classes
     assert _labels_by_name(items) == _labels_by_name(sample)
-    config = {"evaluation": {"kind": "imagenet_folder", "path": str(tmp_path)}, "limit": 4}
-    assert len(labelled_images(config)) == 4
+    evaluation = {"kind": "imagenet_folder", "path": str(tmp_path)}
+    assert len(_dataset(evaluation, limit=4)) == 4
 
 
 def test_other_folder_names_keep_the_sorted_rule(tmp_path: Path) -> None:
@@ -198,10 +202,10 @@ def test_flat_images_with_val_txt(tmp_path: Path, sample: list[tuple[Path, int]]
     lines = [f"{name} {label}" for name, label in expected.items()]
     lines.append(f"{_val_name(49999)} 7")  # a label for an absent image: ignored
     (tmp_path / "val.txt").write_text("\n".join(lines) + "\n")
+    assert _labels_by_name(imagenet_flat(tmp_path / "val", tmp_path / "val.txt")) == expected
     evaluation = {"kind": "imagenet_flat", "images": str(tmp_path / "val")}
-    config = {"evaluation": {**evaluation, "labels": str(tmp_path / "val.txt")}}
-    assert _labels_by_name(labelled_images(config)) == expected
-    assert len(labelled_images({**config, "limit": 5})) == 5
+    evaluation = {**evaluation, "labels": str(tmp_path / "val.txt")}
+    assert len(_dataset(evaluation, limit=5)) == 5
 
 
 def test_flat_devkit_errors_say_what_was_found(
@@ -299,15 +303,17 @@ def test_evaluation_loader_yields_devkit_labels(
     expected = _flat_images(tmp_path / "val", sample)
     devkit = _devkit(tmp_path, sample)
     evaluation = ImageNetFlatData(images=tmp_path / "val", labels=devkit)
-    data_cfg = {"evaluation": evaluation.model_dump(mode="json"), "batch_size": 8, "limit": 18}
-    preprocessing = {
-        "resize": 40,
-        "crop_size": 32,
-        "mean": [0.485, 0.456, 0.406],
-        "std": [0.229, 0.224, 0.225],
-        "interpolation": "bilinear",
-    }
-    batches = list(evaluation_loader(data_cfg, preprocessing))
+    data = DataSelection(source=evaluation, batch_size=8, limit=18)
+    preprocessing = Preprocessing.model_validate(
+        {
+            "resize": 40,
+            "crop_size": 32,
+            "mean": [0.485, 0.456, 0.406],
+            "std": [0.229, 0.224, 0.225],
+            "interpolation": "bilinear",
+        }
+    )
+    batches = list(evaluation_loader(data, preprocessing))
     assert [tuple(images.shape) for images, _ in batches] == [
         (8, 3, 32, 32),
         (8, 3, 32, 32),

@@ -17,8 +17,10 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from coreml_bench.profile import LatencyRun
+from coreml_bench.profile.remote import RemoteError, profile_over_ssh
+from coreml_bench.profile.settings import ProfilingSettings
 from helpers import run_snakemake, write_config
-from coreml_bench.remote import RemoteError, profile_over_ssh
 
 SSHD = Path("/usr/sbin/sshd")
 FASHION = Path("/usr/share/datasets/fashion-mnist")
@@ -87,14 +89,14 @@ def package(fashion_package: Path) -> Path:
     return fashion_package
 
 
-def _profiling(remote: dict, **changes: object) -> dict:
+def _profiling(remote: dict, **changes: object) -> LatencyRun:
     cfg = {"runs": 5, "warmup": 1, "threads": 1, "device": "cpu", "compute_units": ["ALL"]}
-    return {**cfg, "backend": "remote", "remote": {**remote, **changes}}
+    settings = {**cfg, "backend": "remote", "remote": {**remote, **changes}}
+    return ProfilingSettings.model_validate(settings).latency_run()
 
 
 def test_profile_over_ssh_runs_the_host_profiler_on_the_far_side(sshd: dict, package: Path) -> None:
-    model_cfg = {"id": "m", "input_size": 28, "in_channels": 1}
-    result = profile_over_ssh(package, model_cfg, _profiling(sshd))
+    result = profile_over_ssh(package, _profiling(sshd))
     assert result["backend"] == "host"
     assert result["device"].startswith("host CPU")
     assert result["latency_median_ms"] > 0 and result["first_prediction_ms"] > 0
@@ -108,17 +110,17 @@ def test_profile_over_ssh_runs_the_host_profiler_on_the_far_side(sshd: dict, pac
 def test_the_far_sides_macos_boundary_comes_back_named(sshd: dict, package: Path) -> None:
     """Asking this Linux 'Mac' for Core ML fails there, and the error says why."""
     with pytest.raises(RemoteError, match="needs darwin"):
-        profile_over_ssh(package, {"id": "m"}, _profiling(sshd, backend="coreml"))
+        profile_over_ssh(package, _profiling(sshd, backend="coreml"))
     assert not any(Path(sshd["workdir"]).iterdir())
 
 
 def test_unreachable_or_refused_targets_are_named(sshd: dict, package: Path) -> None:
     closed = _free_port()  # nothing listens there
     with pytest.raises(RemoteError, match=rf"on {sshd['user']}@127\.0\.0\.1:{closed} failed"):
-        profile_over_ssh(package, {"id": "m"}, _profiling(sshd, port=closed))
+        profile_over_ssh(package, _profiling(sshd, port=closed))
     other_key = Path(sshd["identity_file"]).with_name("host_key")  # not authorized
     with pytest.raises(RemoteError, match="Permission denied"):
-        profile_over_ssh(package, {"id": "m"}, _profiling(sshd, identity_file=str(other_key)))
+        profile_over_ssh(package, _profiling(sshd, identity_file=str(other_key)))
 
 
 def test_workflow_profiles_over_ssh(sshd: dict, tmp_path: Path) -> None:

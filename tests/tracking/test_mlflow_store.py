@@ -8,35 +8,29 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from coreml_bench import tracking
-from coreml_bench.tracking import (
-    content_hash,
+from coreml_bench.tracking import mlflow_store
+from coreml_bench.tracking.mlflow_store import (
     flatten,
-    log_variant_run,
     mlflow_ui_command,
     with_retries,
 )
 from mlflow.entities import Run
 from mlflow.tracking import MlflowClient
-
-STUDY = "study"
-PARAMS = {"compression": {"algorithm": "palettize_kmeans", "n_bits": 4}, "shape": [1, 3, 8]}
-PACKAGE_FILES = {
-    "Manifest.json": b'{"fileFormatVersion": "1.0.0"}',
-    "Data/com.apple.CoreML/model.mlmodel": b"\x08\x01spec",
-    "Data/com.apple.CoreML/weights/weight.bin": bytes(range(256)) * 4,
-}
-
-
-def _uri(root: Path) -> str:
-    return f"sqlite:///{root / 'mlflow.db'}"
+from variant_runs import (
+    PACKAGE_FILES,
+    STUDY,
+    log_variant,
+    log_variants,
+    store_uri,
+    variant_inputs,
+)
 
 
 @pytest.fixture(scope="session")
 def migrated_db(tmp_path_factory: pytest.TempPathFactory) -> Path:
     # Migrating a fresh sqlite store takes seconds; do it once and copy the file per test.
     root = tmp_path_factory.mktemp("template")
-    MlflowClient(_uri(root)).search_experiments()
+    MlflowClient(store_uri(root)).search_experiments()
     return root / "mlflow.db"
 
 
@@ -46,50 +40,8 @@ def root(tmp_path: Path, migrated_db: Path) -> Path:
     return tmp_path
 
 
-def _inputs(root: Path, model: str, experiment: str) -> tuple[Path, Path]:
-    """An evaluation JSON and a fake .mlpackage directory with nested files."""
-    inputs = root / "inputs" / model / experiment
-    evaluation = inputs / "evaluation.json"
-    package = inputs / "model.mlpackage"
-    if not evaluation.exists():
-        evaluation.parent.mkdir(parents=True, exist_ok=True)
-        evaluation.write_text('{"top1": 70.0}')
-        for relative, data in PACKAGE_FILES.items():
-            (package / relative).parent.mkdir(parents=True, exist_ok=True)
-            (package / relative).write_bytes(data)
-    return evaluation, package
-
-
-def _log(
-    root: Path,
-    model: str = "m1",
-    experiment: str = "k4",
-    *,
-    top1: float = 70.0,
-    lock: bool = True,
-    **overrides: Any,
-) -> dict[str, str]:
-    evaluation, package = _inputs(root, model, experiment)
-    kwargs: dict[str, Any] = {
-        "tracking_uri": _uri(root),
-        "study": STUDY,
-        "artifact_root": root / "results" / "mlflow" / "artifacts",
-        "model_id": model,
-        "experiment_id": experiment,
-        "trial": 1,
-        "params": PARAMS,
-        "metrics": {"top1": top1, "latency_ms": 1.5, "missing": None, "nan": float("nan")},
-        "tags": {"backend": "weights-torch"},
-        "artifact_files": [evaluation, ("logs/convert", evaluation)],
-        "artifact_dirs": {"model.mlpackage": package},
-        "lock_path": root / ".lock" if lock else None,
-    }
-    kwargs.update(overrides)
-    return log_variant_run(**kwargs)
-
-
 def _runs(root: Path) -> list[Run]:
-    client = MlflowClient(_uri(root))
+    client = MlflowClient(store_uri(root))
     experiment = client.get_experiment_by_name(STUDY)
     assert experiment is not None
     return list(client.search_runs([experiment.experiment_id], max_results=1000))
@@ -132,24 +84,19 @@ def test_flatten_nested_dicts_and_lists() -> None:
     assert flatten({}) == {}
 
 
-def test_content_hash_ignores_key_order() -> None:
-    assert content_hash({"a": 1, "b": [Path("x")]}) == content_hash({"b": ["x"], "a": 1})
-    assert content_hash({"a": 1}) != content_hash({"a": 2})
-
-
 def test_ui_command() -> None:
     assert mlflow_ui_command("sqlite:///r/m.db") == "mlflow ui --backend-store-uri sqlite:///r/m.db"
 
 
 def test_run_is_nested_with_params_metrics_tags_artifacts(root: Path) -> None:
-    result = _log(root)
-    client = MlflowClient(_uri(root))
+    result = log_variant(root)
+    client = MlflowClient(store_uri(root))
     experiment = client.get_experiment_by_name(STUDY)
     assert experiment is not None and result["experiment_id"] == experiment.experiment_id
     artifact_root = root / "results" / "mlflow" / "artifacts"
     assert experiment.artifact_location == artifact_root.resolve().as_uri()
     assert result["run_key"] == "m1/k4/trial1" and result["reused"] == "false"
-    assert result["tracking_uri"] == _uri(root)
+    assert result["tracking_uri"] == store_uri(root)
 
     parent = client.get_run(result["parent_run_id"])
     assert parent.data.tags["coreml_bench.role"] == "parent"
@@ -182,7 +129,7 @@ def test_run_is_nested_with_params_metrics_tags_artifacts(root: Path) -> None:
     assert _artifact_paths(client, result["run_id"]) == expected
     # The bytes live under artifact_root (i.e. results/), not under the CWD's ./mlruns.
     stored = artifact_root / result["run_id"] / "artifacts"
-    evaluation, package = _inputs(root, "m1", "k4")
+    evaluation, package = variant_inputs(root, "m1", "k4")
     assert (stored / "evaluation.json").read_bytes() == evaluation.read_bytes()
     assert (stored / "logs/convert/evaluation.json").read_bytes() == evaluation.read_bytes()
     for relative in PACKAGE_FILES:
@@ -192,12 +139,12 @@ def test_run_is_nested_with_params_metrics_tags_artifacts(root: Path) -> None:
 
 
 def test_logging_is_idempotent_and_changes_supersede(root: Path) -> None:
-    first = _log(root)
-    again = _log(root)
+    first = log_variant(root)
+    again = log_variant(root)
     assert again["run_id"] == first["run_id"] and again["reused"] == "true"
     assert len(_runs(root)) == 2  # parent + child
 
-    changed = _log(root, top1=71.0)
+    changed = log_variant(root, top1=71.0)
     assert changed["run_id"] != first["run_id"] and changed["reused"] == "false"
     by_id = {r.info.run_id: r for r in _runs(root)}
     assert len(by_id) == 3
@@ -206,24 +153,24 @@ def test_logging_is_idempotent_and_changes_supersede(root: Path) -> None:
     assert changed["parent_run_id"] == first["parent_run_id"]
 
     # Changed artifact bytes alone count as new content too.
-    evaluation, _ = _inputs(root, "m1", "k4")
+    evaluation, _ = variant_inputs(root, "m1", "k4")
     evaluation.write_text('{"top1": 71.0}')
-    rewritten = _log(root, top1=71.0)
+    rewritten = log_variant(root, top1=71.0)
     assert rewritten["reused"] == "false"
-    assert _log(root, top1=71.0)["run_id"] == rewritten["run_id"]
+    assert log_variant(root, top1=71.0)["run_id"] == rewritten["run_id"]
 
     # Going back to earlier content makes a new live run instead of reviving a superseded one.
     evaluation.write_text('{"top1": 70.0}')
-    back = _log(root)
+    back = log_variant(root)
     assert back["reused"] == "false" and back["run_id"] != first["run_id"]
     live = [r for r in _children(_runs(root)) if "coreml_bench.superseded" not in r.data.tags]
     assert [r.info.run_id for r in live] == [back["run_id"]]
 
 
 def test_one_parent_per_model(root: Path) -> None:
-    a = _log(root, "m1", "k4")
-    b = _log(root, "m1", "int8")
-    c = _log(root, "m2", "k4")
+    a = log_variant(root, "m1", "k4")
+    b = log_variant(root, "m1", "int8")
+    c = log_variant(root, "m2", "k4")
     assert a["parent_run_id"] == b["parent_run_id"] != c["parent_run_id"]
     assert len({a["experiment_id"], b["experiment_id"], c["experiment_id"]}) == 1
     runs = _runs(root)
@@ -232,8 +179,8 @@ def test_one_parent_per_model(root: Path) -> None:
 
 
 def test_long_params_are_truncated_and_noted(root: Path) -> None:
-    result = _log(root, params={"notes": "x" * 7000, "short": "y"}, lock=False)
-    run = MlflowClient(_uri(root)).get_run(result["run_id"])
+    result = log_variant(root, params={"notes": "x" * 7000, "short": "y"}, lock=False)
+    run = MlflowClient(store_uri(root)).get_run(result["run_id"])
     assert len(run.data.params["notes"]) == 6000
     assert run.data.params["notes"].endswith("[truncated from 7000 chars]")
     assert run.data.params["short"] == "y"
@@ -242,8 +189,8 @@ def test_long_params_are_truncated_and_noted(root: Path) -> None:
 
 def test_many_params_are_batched(root: Path) -> None:
     params = {f"p{i:03d}": i for i in range(250)}  # > 100, MLflow's per-batch cap
-    result = _log(root, params=params)
-    assert len(MlflowClient(_uri(root)).get_run(result["run_id"]).data.params) == 250
+    result = log_variant(root, params=params)
+    assert len(MlflowClient(store_uri(root)).get_run(result["run_id"]).data.params) == 250
 
 
 def test_failed_upload_marks_run_failed_and_is_retried(
@@ -255,11 +202,11 @@ def test_failed_upload_marks_run_failed_and_is_retried(
     with monkeypatch.context() as patch:
         patch.setattr(MlflowClient, "log_artifacts", broken)
         with pytest.raises(RuntimeError, match="disk full"):
-            _log(root)
+            log_variant(root)
     [failed] = _children(_runs(root))
     assert failed.info.status == "FAILED"
 
-    retried = _log(root)
+    retried = log_variant(root)
     assert retried["reused"] == "false" and retried["run_id"] != failed.info.run_id
     by_id = {r.info.run_id: r for r in _runs(root)}
     assert by_id[failed.info.run_id].data.tags["coreml_bench.superseded"] == "true"
@@ -268,12 +215,12 @@ def test_failed_upload_marks_run_failed_and_is_retried(
 
 def test_missing_artifact_dir_fails_before_logging(root: Path) -> None:
     with pytest.raises(NotADirectoryError):
-        _log(root, artifact_dirs={"model.mlpackage": root / "absent"})
-    assert MlflowClient(_uri(root)).get_experiment_by_name(STUDY) is None
+        log_variant(root, artifact_dirs={"model.mlpackage": root / "absent"})
+    assert MlflowClient(store_uri(root)).get_experiment_by_name(STUDY) is None
 
 
 def test_database_locked_is_retried(root: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(tracking.time, "sleep", lambda seconds: None)
+    monkeypatch.setattr(mlflow_store.time, "sleep", lambda seconds: None)
     original = MlflowClient.create_run
     calls = {"n": 0}
 
@@ -284,7 +231,7 @@ def test_database_locked_is_retried(root: Path, monkeypatch: pytest.MonkeyPatch)
         return original(self, *args, **kwargs)
 
     monkeypatch.setattr(MlflowClient, "create_run", flaky)
-    result = _log(root)
+    result = log_variant(root)
     runs = _runs(root)
     assert len(_parents(runs)) == 1 and [r.info.run_id for r in _children(runs)] == [
         result["run_id"]
@@ -293,7 +240,7 @@ def test_database_locked_is_retried(root: Path, monkeypatch: pytest.MonkeyPatch)
 
 def test_with_retries_backs_off_only_on_lock_errors(monkeypatch: pytest.MonkeyPatch) -> None:
     delays: list[float] = []
-    monkeypatch.setattr(tracking.time, "sleep", delays.append)
+    monkeypatch.setattr(mlflow_store.time, "sleep", delays.append)
     attempts = {"n": 0}
 
     def locked_twice() -> str:
@@ -314,22 +261,19 @@ def test_with_retries_backs_off_only_on_lock_errors(monkeypatch: pytest.MonkeyPa
     assert len(delays) == 4
 
 
-def _worker(root: str, model: str, index: int) -> None:
-    for j in range(3):
-        _log(Path(root), model, f"e{index}-{j}")
-
-
 def test_parallel_writers_lose_nothing(root: Path) -> None:
     # The store is already migrated (fixture); the experiment and parents are raced for.
     context = multiprocessing.get_context("spawn")
-    workers = [context.Process(target=_worker, args=(str(root), f"m{i % 2}", i)) for i in range(4)]
+    workers = [
+        context.Process(target=log_variants, args=(str(root), f"m{i % 2}", i)) for i in range(4)
+    ]
     for worker in workers:
         worker.start()
     for worker in workers:
         worker.join(timeout=120)
     assert [worker.exitcode for worker in workers] == [0, 0, 0, 0]
 
-    client = MlflowClient(_uri(root))
+    client = MlflowClient(store_uri(root))
     assert [e.name for e in client.search_experiments()].count(STUDY) == 1
     runs = _runs(root)
     children, parents = _children(runs), _parents(runs)

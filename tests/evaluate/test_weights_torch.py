@@ -1,0 +1,123 @@
+"""The off-Apple evaluation path: package weights back in the torch graph, proven exact."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+import reference_packages
+import torch
+from coreml_bench.convert import to_coreml
+from coreml_bench.evaluate.weights_torch import fuse_batchnorm, load_package_weights, weight_modules
+from coreml_bench.mlpackage.program import WeightMappingError, read_package_weights
+from coreml_bench.models import ARCHITECTURES, build_model
+from reference_packages import FP16_TOLERANCE, perturb_batchnorm, relative_gap
+
+
+@pytest.fixture(scope="module")
+def lite0(tmp_path_factory: pytest.TempPathFactory) -> tuple[torch.nn.Module, Path]:
+    return reference_packages.lite0(tmp_path_factory)
+
+
+@pytest.fixture(scope="module")
+def imagenet20() -> tuple[torch.Tensor, torch.Tensor]:
+    """The 20 real ImageNet validation images shipped in foolbox, with their labels."""
+    return reference_packages.imagenet20()
+
+
+@pytest.fixture(scope="module")
+def mnv3(tmp_path_factory: pytest.TempPathFactory) -> tuple[torch.nn.Module, Path]:
+    return reference_packages.mnv3(tmp_path_factory)
+
+
+def test_real_lite0_package_agrees_with_torch_on_imagenet(
+    lite0: tuple[torch.nn.Module, Path], imagenet20: tuple[torch.Tensor, torch.Tensor]
+) -> None:
+    model, package = lite0
+    images, labels = imagenet20
+    carried = load_package_weights(model, package)
+    with torch.no_grad():
+        reference, ours = model(images), carried(images)
+    assert relative_gap(reference, ours) < FP16_TOLERANCE
+    assert torch.equal(reference.argmax(1), ours.argmax(1))
+    torch_correct = int((reference.argmax(1) == labels).sum())
+    package_correct = int((ours.argmax(1) == labels).sum())
+    assert torch_correct == package_correct == 17  # 85 % on the 20 images
+
+
+def test_fuse_batchnorm_keeps_efficientnet_padding_and_original(
+    lite0: tuple[torch.nn.Module, Path],
+) -> None:
+    from efficientnet_lite_pytorch.utils import Conv2dStaticSamePadding
+
+    model, _package = lite0
+    before = {k: v.clone() for k, v in model.state_dict().items()}
+    fused = fuse_batchnorm(model)
+    assert not any(isinstance(m, torch.nn.BatchNorm2d) for m in fused.modules())
+    assert any(isinstance(m, torch.nn.BatchNorm2d) for m in model.modules())
+    assert all(torch.equal(v, model.state_dict()[k]) for k, v in before.items())
+    # The stride-2 convs keep their asymmetric TF "SAME" padding after folding.
+    stem = fused.get_submodule("_conv_stem")
+    assert isinstance(stem, Conv2dStaticSamePadding)
+    assert isinstance(stem.static_padding, torch.nn.ZeroPad2d)
+    assert stem.bias is not None  # the folded BatchNorm's shift
+    x = torch.rand(2, 3, 224, 224) * 2 - 1
+    with torch.no_grad():
+        torch.testing.assert_close(fused(x), model(x), atol=1e-4, rtol=1e-4)
+
+
+def test_program_order_is_fx_order(mnv3: tuple[torch.nn.Module, Path]) -> None:
+    model, package = mnv3
+    modules = weight_modules(fuse_batchnorm(model))
+    stored = read_package_weights(package)
+    assert [tuple(m.weight.shape) for _n, m in modules] == [w.weight.shape for w in stored]
+    assert [n for n, _m in modules][-2:] == ["classifier.0", "classifier.3"]
+    assert [w.op_type for w in stored][-2:] == ["linear", "linear"]
+    assert all(w.weight_encoding == "const" for w in stored)
+    assert all(w.weight.dtype == np.float32 for w in stored)
+
+
+def test_random_mnv3_package_agrees_with_torch(mnv3: tuple[torch.nn.Module, Path]) -> None:
+    model, package = mnv3
+    carried = load_package_weights(model, package)
+    torch.manual_seed(1)
+    x = torch.rand(8, 3, 224, 224)
+    with torch.no_grad():
+        reference, ours = model(x), carried(x)
+    assert relative_gap(reference, ours) < FP16_TOLERANCE
+    assert torch.equal(reference.argmax(1), ours.argmax(1))
+
+
+def test_wrong_architecture_names_first_mismatch(
+    mnv3: tuple[torch.nn.Module, Path], tmp_path: Path
+) -> None:
+    torch.manual_seed(0)
+    package = tmp_path / "resnet18.mlpackage"
+    to_coreml(build_model("resnet18"), 224).save(str(package))
+    with pytest.raises(WeightMappingError) as raised:
+        load_package_weights(build_model("mobilenet_v3_small"), package)
+    message = str(raised.value)
+    assert "resnet18.mlpackage" in message
+    assert "weight 0: torch module features.0.0 (Conv2d, weight (16, 3, 3, 3))" in message
+    assert "weight (64, 3, 7, 7)" in message
+    # Same architecture but a 10-class head: everything agrees up to the last linear.
+    _model, fp16 = mnv3
+    with pytest.raises(WeightMappingError, match=r"weight 53: torch module classifier\.3 "):
+        load_package_weights(build_model("mobilenet_v3_small", num_classes=10), fp16)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("architecture", sorted(ARCHITECTURES.names()))
+def test_every_registry_model_round_trips(architecture: str, tmp_path: Path) -> None:
+    """Program order equals fx order on every registry architecture (about 60 s in all)."""
+    torch.manual_seed(0)
+    model = build_model(architecture)
+    perturb_batchnorm(model)
+    package = tmp_path / f"{architecture}.mlpackage"
+    size = ARCHITECTURES[architecture].input_size
+    to_coreml(model, size).save(str(package))
+    carried = load_package_weights(model, package)
+    x = torch.rand(2, 3, size, size)
+    with torch.no_grad():
+        assert relative_gap(model(x), carried(x)) < FP16_TOLERANCE
