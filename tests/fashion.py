@@ -1,4 +1,4 @@
-"""Fashion-MNIST settings shared by the training, torch-side compression and profiling tests.
+"""Fashion-MNIST settings shared by the data, training and torch-side compression tests.
 
 Needs Debian's ``dataset-fashion-mnist`` (``.ci/run`` installs it). The dicts are config
 sections as a user writes them; the typed objects are what the stage functions take.

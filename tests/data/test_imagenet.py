@@ -9,6 +9,7 @@ from __future__ import annotations
 import shutil
 import tarfile
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
@@ -99,7 +100,7 @@ def _labels_by_name(items: list[tuple[Path, int]]) -> dict[str, int]:
     return {path.name: label for path, label in items}
 
 
-def _dataset(evaluation: dict, limit: int | None = None) -> object:
+def _dataset(evaluation: dict, limit: int | None = None) -> Any:
     """The data kind's own reader, as a job reads ``data.evaluation`` with ``data.limit``."""
     kind = DATA_KINDS[evaluation["kind"]]
     return kind.dataset(kind.params.model_validate(evaluation), lambda image: image, limit)
@@ -203,8 +204,11 @@ def test_flat_images_with_val_txt(tmp_path: Path, sample: list[tuple[Path, int]]
     lines.append(f"{_val_name(49999)} 7")  # a label for an absent image: ignored
     (tmp_path / "val.txt").write_text("\n".join(lines) + "\n")
     assert _labels_by_name(imagenet_flat(tmp_path / "val", tmp_path / "val.txt")) == expected
-    evaluation = {"kind": "imagenet_flat", "images": str(tmp_path / "val")}
-    evaluation = {**evaluation, "labels": str(tmp_path / "val.txt")}
+    evaluation = {
+        "kind": "imagenet_flat",
+        "images": str(tmp_path / "val"),
+        "labels": str(tmp_path / "val.txt"),
+    }
     assert len(_dataset(evaluation, limit=5)) == 5
 
 

@@ -27,7 +27,7 @@ from .models import ModelSpec
 from .profile.settings import ProfilingSettings
 from .profile.stage import profile_package
 from .registry import load_plugins
-from .tracking.mlflow_store import ARTIFACT_ROOT, LOCK_PATH, EpochLogger
+from .tracking.mlflow_store import streamed_epochs
 from .tracking.settings import TrackingSettings
 from .tracking.variant import track_variant
 from .train.baseline import train_baseline
@@ -200,24 +200,15 @@ def compress_job(smk: Any) -> None:
 
 
 def compress_torch_job(smk: Any) -> None:
-
     _limit_threads(smk.threads)
     context = _context(smk)
     recipe = _recipe(smk.params.recipe)
-    tracking = TrackingSettings.model_validate(smk.params.tracking)
-    logger = None
-    if tracking.enabled and recipe is not None:
-        logger = EpochLogger(
-            tracking_uri=tracking.uri,
-            study=smk.params.study,
-            artifact_root=ARTIFACT_ROOT,
-            model_id=context["model"],
-            experiment_id=context["experiment"],
-            trial=context["trial"],
-            fingerprint=recipe.fingerprint(),
-            lock_path=LOCK_PATH,
-        )
-    try:
+    with streamed_epochs(
+        TrackingSettings.model_validate(smk.params.tracking),
+        study=smk.params.study,
+        context=context,
+        fingerprint=recipe.fingerprint() if recipe is not None else None,
+    ) as epochs:
         compress_with_torch(
             params=_compression(smk),
             recipe=recipe,
@@ -231,17 +222,9 @@ def compress_torch_job(smk: Any) -> None:
             manifest=Path(smk.output.manifest),
             checkpoint_dir=Path(smk.params.checkpoint_dir),
             context=context,
-            on_epoch_end=logger,
-            record_extra=lambda: {"training_run_id": logger.run_id if logger else None},
+            on_epoch_end=epochs,
+            record_extra=lambda: {"training_run_id": epochs.run_id if epochs else None},
         )
-    except Exception:
-        # An interrupted job (Ctrl-C, SIGTERM) leaves its MLflow run RUNNING on purpose:
-        # the rerun resumes from the checkpoint and continues that run.
-        if logger is not None:
-            logger.finish("FAILED")
-        raise
-    if logger is not None:
-        logger.finish()
 
 
 def evaluate_job(smk: Any) -> None:

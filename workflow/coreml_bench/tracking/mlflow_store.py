@@ -13,6 +13,7 @@ process-global state such as the active run or ``MLFLOW_TRACKING_URI``.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import math
 import os
@@ -25,6 +26,7 @@ from types import MappingProxyType
 from typing import TYPE_CHECKING, Any, TypeVar
 
 from ..io import directory_file_digests, json_digest, sha256_file
+from .settings import TrackingSettings
 
 if TYPE_CHECKING:  # mlflow takes seconds to import; only pay for it when logging.
     from mlflow.entities import Run
@@ -485,3 +487,38 @@ class EpochLogger:
             except Exception:
                 log.exception("could not close MLflow training run %s", run_id)
         return self.run_id
+
+
+@contextlib.contextmanager
+def streamed_epochs(
+    tracking: TrackingSettings,
+    *,
+    study: str,
+    context: Mapping[str, Any],
+    fingerprint: str | None,
+) -> Iterator[EpochLogger | None]:
+    """An EpochLogger for one training job (None when tracking is off or nothing trains).
+
+    The run is closed FINISHED when the body ends and FAILED when it raises an Exception; an
+    interrupted job (Ctrl-C, SIGTERM) leaves it RUNNING on purpose: the rerun resumes from
+    the checkpoint and continues that run.
+    """
+    if not tracking.enabled or fingerprint is None:
+        yield None
+        return
+    logger = EpochLogger(
+        tracking_uri=tracking.uri,
+        study=study,
+        artifact_root=ARTIFACT_ROOT,
+        model_id=context["model"],
+        experiment_id=context["experiment"],
+        trial=context["trial"],
+        fingerprint=fingerprint,
+        lock_path=LOCK_PATH,
+    )
+    try:
+        yield logger
+    except Exception:
+        logger.finish("FAILED")
+        raise
+    logger.finish()
