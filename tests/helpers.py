@@ -10,6 +10,7 @@ import shutil
 import subprocess
 import sys
 import threading
+import zipfile
 from collections.abc import Iterator
 from functools import partial
 from pathlib import Path
@@ -77,3 +78,15 @@ def serve_directory(
         httpd.shutdown()
         httpd.server_close()
         thread.join(timeout=5)
+
+
+def zip_package(package: Path, archive: Path, extra: dict[str, bytes] | None = None) -> Path:
+    """Zip a package the way Finder does: the .mlpackage folder at the top, plus junk."""
+    with zipfile.ZipFile(archive, "w") as bundle:
+        for path in sorted(package.rglob("*")):
+            if path.is_file():
+                bundle.write(path, f"{package.name}/{path.relative_to(package)}")
+        bundle.writestr("__MACOSX/._FashionCNN.mlpackage", b"finder metadata")
+        for name, data in (extra or {}).items():
+            bundle.writestr(name, data)
+    return archive

@@ -33,7 +33,7 @@ from coreml_bench.models.sources import (
     TorchvisionSource,
     UrlSource,
 )
-from helpers import QuietHandler, serve_directory
+from helpers import QuietHandler, serve_directory, zip_package
 
 PAYLOAD = b"checkpoint bytes " * 5000
 PAYLOAD_SHA = hashlib.sha256(PAYLOAD).hexdigest()
@@ -303,20 +303,8 @@ def test_random_source_needs_builder_and_override_is_url_only(out: Path) -> None
 # --- published packages: a .mlpackage.zip unpacked zip-slip-safe ------------------------------
 
 
-def _zip_package(package: Path, archive: Path, extra: dict[str, bytes] | None = None) -> Path:
-    """Zip a package the way Finder does: the .mlpackage folder at the top, plus junk."""
-    with zipfile.ZipFile(archive, "w") as bundle:
-        for path in sorted(package.rglob("*")):
-            if path.is_file():
-                bundle.write(path, f"{package.name}/{path.relative_to(package)}")
-        bundle.writestr("__MACOSX/._FashionCNN.mlpackage", b"finder metadata")
-        for name, data in (extra or {}).items():
-            bundle.writestr(name, data)
-    return archive
-
-
 def test_extract_mlpackage_unpacks_the_package(fashion_package: Path, tmp_path: Path) -> None:
-    archive = _zip_package(fashion_package, tmp_path / "model.mlpackage.zip")
+    archive = zip_package(fashion_package, tmp_path / "model.mlpackage.zip")
     dest = tmp_path / "out" / "fp16.mlpackage"
     extract_mlpackage(archive, dest)
     files = sorted(p.relative_to(dest) for p in dest.rglob("*") if p.is_file())

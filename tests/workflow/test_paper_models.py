@@ -8,26 +8,15 @@ from __future__ import annotations
 import hashlib
 import json
 import shutil
-import zipfile
 from pathlib import Path
 
 import torch
 from coreml_bench.config import DataConfig, ModelConfig
 from coreml_bench.data import evaluation_loader
 from coreml_bench.executor import ProgramExecutor
-from helpers import ROOT, run_snakemake, serve_directory, write_config
+from helpers import ROOT, run_snakemake, serve_directory, write_config, zip_package
 
 FASHION = Path("/usr/share/datasets/fashion-mnist")
-
-
-def _zip_package(package: Path, archive: Path) -> Path:
-    """Zip a package the way Finder does: the .mlpackage folder at the top, plus junk."""
-    with zipfile.ZipFile(archive, "w") as bundle:
-        for path in sorted(package.rglob("*")):
-            if path.is_file():
-                bundle.write(path, f"{package.name}/{path.relative_to(package)}")
-        bundle.writestr("__MACOSX/._FashionCNN.mlpackage", b"finder metadata")
-    return archive
 
 
 def _published_config(url: str, sha256: str | None) -> dict:
@@ -54,7 +43,7 @@ def _published_config(url: str, sha256: str | None) -> dict:
 def test_published_package_enters_after_convert(fashion_package: Path, tmp_path: Path) -> None:
     served = tmp_path / "served"
     served.mkdir()
-    archive = _zip_package(fashion_package, served / "FashionCNN.mlpackage.zip")
+    archive = zip_package(fashion_package, served / "FashionCNN.mlpackage.zip")
     digest = hashlib.sha256(archive.read_bytes()).hexdigest()
     with serve_directory(served) as base:
         url = f"{base}/FashionCNN.mlpackage.zip"

@@ -74,7 +74,6 @@ def _context(smk: Any) -> dict[str, Any]:
 
 
 def _model(smk: Any) -> Any:
-
     return ModelSpec.model_validate(smk.params.model)
 
 
@@ -88,7 +87,6 @@ def _data_source(data: dict[str, Any], role: str = "evaluation") -> Any:
 
 
 def _evaluation(smk: Any) -> Any:
-
     data = smk.params.data
     return DataSelection(
         source=_data_source(data["evaluation"]),
@@ -103,18 +101,15 @@ def _training(smk: Any) -> Any:
 
 
 def _compression(smk: Any) -> Any:
-
     compression = smk.params.compression
     return ALGORITHMS[compression["algorithm"]].params.model_validate(compression)
 
 
 def _conversion(smk: Any) -> Any:
-
     return ConversionSettings.model_validate(smk.params.conversion)
 
 
 def _recipe(value: dict[str, Any] | None) -> Any:
-
     return None if value is None else TrainingRecipe.model_validate(value)
 
 
@@ -122,14 +117,12 @@ def _recipe(value: dict[str, Any] | None) -> Any:
 
 
 def download_weights_job(smk: Any) -> None:
-
     download_weights(
         model=_model(smk), weights=Path(smk.output.weights), manifest=Path(smk.output.manifest)
     )
 
 
 def import_package_job(smk: Any) -> None:
-
     import_package(
         model=_model(smk),
         archive=Path(smk.output.archive),
@@ -139,7 +132,6 @@ def import_package_job(smk: Any) -> None:
 
 
 def train_baseline_job(smk: Any) -> None:
-
     _limit_threads(smk.threads)
     model = _model(smk)
     train_baseline(
@@ -154,7 +146,6 @@ def train_baseline_job(smk: Any) -> None:
 
 
 def convert_job(smk: Any) -> None:
-
     _limit_threads(smk.threads)
     convert_model(
         model=_model(smk),
@@ -188,7 +179,6 @@ def check_torch_settings_job(smk: Any) -> None:
 
 
 def compress_job(smk: Any) -> None:
-
     compress_package(
         params=_compression(smk),
         baseline_package=Path(smk.input.package),
@@ -228,7 +218,6 @@ def compress_torch_job(smk: Any) -> None:
 
 
 def evaluate_job(smk: Any) -> None:
-
     _limit_threads(smk.threads)
     weights = smk.input.get("weights")
     evaluate_package(
@@ -244,7 +233,6 @@ def evaluate_job(smk: Any) -> None:
 
 
 def profile_job(smk: Any) -> None:
-
     # The rule claims all cores for isolation; torch itself uses the configured threads.
     profiling = ProfilingSettings.model_validate(smk.params.profiling)
     profile_package(
@@ -258,7 +246,6 @@ def profile_job(smk: Any) -> None:
 
 
 def track_job(smk: Any) -> None:
-
     track_variant(
         package=Path(smk.input.package),
         manifest=Path(smk.input.manifest),
@@ -274,7 +261,6 @@ def track_job(smk: Any) -> None:
 
 
 def aggregate_job(smk: Any) -> None:
-
     aggregate(
         manifests=[Path(p) for p in smk.input.manifests],
         evaluations=[Path(p) for p in smk.input.evaluations],

@@ -94,7 +94,6 @@ def _folders_and_files(folders: dict[str, Path], files: dict[str, Path]) -> list
 
 
 def _check_fashion_mnist(params: FashionMnistData) -> list[tuple[str, str]]:
-
     names = FASHION_MNIST_FILES[params.split]
     missing = [name for name in names if not (params.root / name).is_file()]
     if not missing:
@@ -124,27 +123,22 @@ def _check_deepforest(params: DeepForestSampleData) -> list[tuple[str, str]]:
 
 
 def _image_files(items: list[tuple[Path, int]], transform: Any, limit: int | None) -> Any:
-
     return image_files_dataset(items[:limit] if limit else items, transform)
 
 
 def _foolbox_dataset(params: FoolboxSampleData, transform: Any, limit: int | None) -> Any:
-
     return _image_files(foolbox_imagenet_sample(), transform, limit)
 
 
 def _folder_dataset(params: ImageFolderData, transform: Any, limit: int | None) -> Any:
-
     return _image_files(image_folder(params.path), transform, limit)
 
 
 def _flat_dataset(params: ImageNetFlatData, transform: Any, limit: int | None) -> Any:
-
     return _image_files(imagenet_flat(params.images, params.labels), transform, limit)
 
 
 def _fashion_dataset(params: FashionMnistData, transform: Any, limit: int | None) -> Any:
-
     images, labels = fashion_mnist(params.root, params.split)
     return ArrayImages(images[:limit], labels[:limit], transform)
 
@@ -154,7 +148,6 @@ def _coco_files(params: CocoData, scratch: Path) -> tuple[Path, Path]:
 
 
 def _deepforest_files(params: DeepForestSampleData, scratch: Path) -> tuple[Path, Path]:
-
     return deepforest_sample(params.wheel_dir, scratch)
 
 

@@ -65,7 +65,6 @@ def _weights_torch_predictor(
 def _mil_torch_predictor(
     package: Path, model: ModelSpec, weights: Path | None, device: str
 ) -> Predictor:
-
     return ProgramExecutor(package, device=device)
 
 

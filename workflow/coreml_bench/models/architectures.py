@@ -153,12 +153,10 @@ ARCHITECTURES.add(
 
 
 def _centernet(num_classes: int) -> torch.nn.Module:
-
     return build_centernet(num_classes, backbone="resnet34")
 
 
 def _centernet_decode(output: torch.Tensor, **options: Any) -> list[dict[str, Any]]:
-
     return decode(output, **options)
 
 

@@ -64,7 +64,6 @@ def track_variant(
     output: Path,
     context: dict[str, Any],
 ) -> dict[str, Any]:
-
     manifest_data, evaluation_data, profile_data = (
         read_json(manifest),
         read_json(evaluation),
