@@ -12,6 +12,7 @@ min_version("9.20")
 sys.path.insert(0, os.path.join(workflow.basedir, "workflow"))
 
 from coreml_bench.config import check_local_paths, validate_config  # noqa: E402
+from coreml_bench.config.files import read_config_file  # noqa: E402
 
 
 configfile: "config/config.yaml"
@@ -23,6 +24,10 @@ report: "workflow/report/workflow.rst"
 # One validation up front: a bad config stops here, before any job, naming field and value.
 # coremltools' own check of torch-side settings runs in rule check_torch_settings instead
 # (it imports coremltools.optimize.torch: seconds on every parse, on every cluster node).
+# Snakemake has read the config files already; reading each again strictly makes the workflow
+# refuse what `coreml-bench check-config` refuses (duplicate keys, templates, non-mappings).
+for path in workflow.configfiles:
+    read_config_file(path)
 CFG = validate_config(config, coremltools_check=False)
 check_local_paths(CFG)
 

@@ -8,7 +8,7 @@ import argparse
 import sys
 from pathlib import Path
 
-from .config import ConfigError, load_config
+from .config import ConfigError, check_local_paths, load_config
 from .config.generate import config_readme, default_config_yaml, json_schema_text
 from .io import write_text_atomic
 
@@ -32,11 +32,23 @@ def _write_config(args: argparse.Namespace) -> int:
 def _check_config(args: argparse.Namespace) -> int:
     try:
         cfg = load_config(Path(args.path))
+        check_local_paths(cfg)
     except ConfigError as error:
-        print(f"{args.path}: {error}", file=sys.stderr)
+        message = str(error)
+        print(
+            message if message.startswith(args.path) else f"{args.path}: {message}", file=sys.stderr
+        )
         return 1
     print(f"{args.path}: ok ({len(cfg.variants())} model × experiment × trial jobs)")
     return 0
+
+
+def _verify(args: argparse.Namespace) -> int:
+    from .integrity import verify_results
+
+    report = verify_results(Path(args.results))
+    print(report.summary(), file=sys.stderr if report.problems else sys.stdout)
+    return 1 if report.problems else 0
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -52,6 +64,11 @@ def main(argv: list[str] | None = None) -> int:
     check = sub.add_parser("check-config", help="validate a config file")
     check.add_argument("path")
     check.set_defaults(func=_check_config)
+    verify = sub.add_parser(
+        "verify", help="check every package and record under results/ against its digest"
+    )
+    verify.add_argument("results", nargs="?", default="results")
+    verify.set_defaults(func=_verify)
     args = parser.parse_args(argv)
     return int(args.func(args))
 

@@ -19,6 +19,8 @@ from pathlib import Path
 from typing import IO, Any
 
 CHUNK = 1 << 20
+# Files Snakemake adds to a directory output once its job finished: not part of the artifact.
+SNAKEMAKE_MARKERS = frozenset({".snakemake_timestamp"})
 
 
 class RecordError(ValueError):
@@ -125,11 +127,18 @@ def sha256_file(path: Path) -> str:
     return digest.hexdigest()
 
 
+def directory_files(path: Path) -> list[Path]:
+    """The files of a directory artifact, sorted, without Snakemake's markers."""
+    return sorted(
+        p for p in Path(path).rglob("*") if p.is_file() and p.name not in SNAKEMAKE_MARKERS
+    )
+
+
 def directory_sha256(path: Path) -> str:
     """A checksum over relative file names and contents, stable across copies."""
     digest = hashlib.sha256()
     root = Path(path)
-    for file in sorted(p for p in root.rglob("*") if p.is_file()):
+    for file in directory_files(root):
         digest.update(str(file.relative_to(root)).encode())
         with open(file, "rb") as handle:
             for chunk in iter(lambda: handle.read(CHUNK), b""):
@@ -141,8 +150,7 @@ def directory_file_digests(directory: Path) -> dict[str, str]:
     """sha256 per file of a directory (relative posix path -> digest)."""
     return {
         path.relative_to(directory).as_posix(): sha256_file(path)
-        for path in sorted(directory.rglob("*"))
-        if path.is_file()
+        for path in directory_files(directory)
     }
 
 
@@ -152,7 +160,7 @@ def json_digest(obj: Any) -> str:
 
 
 def directory_bytes(path: Path) -> int:
-    return sum(p.stat().st_size for p in Path(path).rglob("*") if p.is_file())
+    return sum(p.stat().st_size for p in directory_files(path))
 
 
 def save_with(writer: Callable[[Path], None], dest: Path, suffix: str = ".tmp") -> None:

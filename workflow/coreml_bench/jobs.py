@@ -23,6 +23,7 @@ from .data import DATA_KINDS, DataSelection
 from .download import download_weights, import_package
 from .evaluate.stage import evaluate_package
 from .io import read_json, write_json_atomic
+from .mlpackage.files import verify_package
 from .models import ModelSpec
 from .profile.settings import ProfilingSettings
 from .profile.stage import profile_package
@@ -113,6 +114,13 @@ def _recipe(value: dict[str, Any] | None) -> Any:
     return None if value is None else TrainingRecipe.model_validate(value)
 
 
+def _verified_package(smk: Any) -> Path:
+    """The job's input package, checked against the digest its manifest recorded."""
+    package = Path(smk.input.package)
+    verify_package(package, Path(smk.input.manifest))
+    return package
+
+
 # -------------------------------------------------------------------------- the stages
 
 
@@ -181,7 +189,7 @@ def check_torch_settings_job(smk: Any) -> None:
 def compress_job(smk: Any) -> None:
     compress_package(
         params=_compression(smk),
-        baseline_package=Path(smk.input.package),
+        baseline_package=_verified_package(smk),
         baseline_manifest=read_json(smk.input.manifest),
         package=Path(smk.output.package),
         manifest=Path(smk.output.manifest),
@@ -221,7 +229,7 @@ def evaluate_job(smk: Any) -> None:
     _limit_threads(smk.threads)
     weights = smk.input.get("weights")
     evaluate_package(
-        package=Path(smk.input.package),
+        package=_verified_package(smk),
         weights=Path(weights) if weights else None,
         model=_model(smk),
         data=_evaluation(smk),
@@ -236,7 +244,7 @@ def profile_job(smk: Any) -> None:
     # The rule claims all cores for isolation; torch itself uses the configured threads.
     profiling = ProfilingSettings.model_validate(smk.params.profiling)
     profile_package(
-        package=Path(smk.input.package),
+        package=_verified_package(smk),
         model=_model(smk),
         backend=profiling.backend,
         run=profiling.latency_run(),
@@ -247,7 +255,7 @@ def profile_job(smk: Any) -> None:
 
 def track_job(smk: Any) -> None:
     track_variant(
-        package=Path(smk.input.package),
+        package=_verified_package(smk),
         manifest=Path(smk.input.manifest),
         evaluation=Path(smk.input.evaluation),
         profile=Path(smk.input.profile),

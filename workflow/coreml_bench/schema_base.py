@@ -2,10 +2,19 @@
 
 from __future__ import annotations
 
+import types
+import typing
 from collections.abc import Callable
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StringConstraints
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    ConfigDict,
+    Field,
+    StringConstraints,
+    model_validator,
+)
 
 from .registry import Registry
 
@@ -15,10 +24,38 @@ Identifier = Annotated[str, StringConstraints(pattern=SAFE_ID_PATTERN)]
 Sha256 = Annotated[str, StringConstraints(pattern=r"^[0-9a-f]{64}$")]
 
 
+def accepts_bool(annotation: Any) -> bool:
+    """Whether a field of this type may hold True/False (bool, Any, or a union with either)."""
+    if annotation is bool or annotation is Any:
+        return True
+    origin = typing.get_origin(annotation)
+    if origin is Annotated:
+        return accepts_bool(typing.get_args(annotation)[0])
+    if origin in (typing.Union, types.UnionType):
+        return any(accepts_bool(arg) for arg in typing.get_args(annotation))
+    if origin is Literal:
+        return any(isinstance(arg, bool) for arg in typing.get_args(annotation))
+    return False
+
+
 class StrictModel(BaseModel):
-    """Base for every config node: unknown keys are errors, values are immutable."""
+    """Base for every config node: unknown keys are errors, values are immutable, and a YAML
+    boolean never stands in for a number or a name (pydantic would read ``true`` as 1)."""
 
     model_config = ConfigDict(extra="forbid", frozen=True)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _no_boolean_for_other_types(cls, data: Any) -> Any:
+        if isinstance(data, dict):
+            for name, value in data.items():
+                field = cls.model_fields.get(name) if isinstance(name, str) else None
+                if isinstance(value, bool) and field and not accepts_bool(field.annotation):
+                    raise ValueError(
+                        f"{name}: expected {_type_name(field.annotation)}, got a boolean "
+                        f"({value!r}); YAML reads yes/no/true/false as booleans"
+                    )
+        return data
 
 
 def registry_name(
@@ -46,3 +83,14 @@ def registry_name(
         schema["enum"] = names()
 
     return Annotated[str, AfterValidator(check), Field(json_schema_extra=enum)]
+
+
+def _type_name(annotation: Any) -> str:
+    origin = typing.get_origin(annotation)
+    if origin is Literal:
+        return "one of " + ", ".join(repr(arg) for arg in typing.get_args(annotation))
+    if origin in (typing.Union, types.UnionType):
+        return " or ".join(_type_name(arg) for arg in typing.get_args(annotation))
+    if origin is Annotated:
+        return _type_name(typing.get_args(annotation)[0])
+    return getattr(annotation, "__name__", str(annotation))

@@ -2,6 +2,11 @@
 
 from __future__ import annotations
 
+# Upper bounds that catch typos (a block of 1e9 weights, 100000 k-means processes): no layer of
+# a vision model has more channels than this, and k-means runs one process per worker.
+MAX_CHANNEL_BLOCK = 4096
+MAX_KMEANS_WORKERS = 64
+
 
 def check_group_size(granularity: str, group_size: int | None) -> None:
     """Palettization: a group size goes with per_grouped_channel and only with it."""

@@ -13,6 +13,8 @@ from pydantic import Field, model_validator
 
 from ..schema_base import StrictModel
 from .common import (
+    MAX_CHANNEL_BLOCK,
+    MAX_KMEANS_WORKERS,
     check_block_size,
     check_group_size,
     check_sparsity_or_n_m,
@@ -41,9 +43,9 @@ class PalettizeKmeans(StrictModel):
     algorithm: Literal["palettize_kmeans"] = "palettize_kmeans"
     n_bits: Literal[1, 2, 3, 4, 6, 8]
     granularity: Literal["per_tensor", "per_grouped_channel"] = "per_tensor"
-    group_size: int | None = Field(default=None, gt=0)
+    group_size: int | None = Field(default=None, gt=0, le=MAX_CHANNEL_BLOCK)
     weight_threshold: int = Field(default=2048, ge=0)
-    num_kmeans_workers: int = Field(default=1, ge=1)
+    num_kmeans_workers: int = Field(default=1, ge=1, le=MAX_KMEANS_WORKERS)
 
     @model_validator(mode="after")
     def _group_size_matches_granularity(self) -> PalettizeKmeans:
@@ -65,7 +67,7 @@ class QuantizeLinear(StrictModel):
     dtype: Literal["int8", "uint8", "int4", "uint4"] = "int8"
     mode: Literal["linear_symmetric", "linear"] = "linear_symmetric"
     granularity: Literal["per_tensor", "per_channel", "per_block"] = "per_channel"
-    block_size: int | None = Field(default=None, gt=0)
+    block_size: int | None = Field(default=None, gt=0, le=MAX_CHANNEL_BLOCK)
     weight_threshold: int = Field(default=2048, ge=0)
 
     @model_validator(mode="after")

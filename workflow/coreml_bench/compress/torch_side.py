@@ -27,6 +27,7 @@ from ..models import weight_module_types
 from ..schema_base import StrictModel
 from ..train.recipe import TrainingRecipe
 from .common import (
+    MAX_CHANNEL_BLOCK,
     check_block_size,
     check_group_size,
     check_sparsity_or_n_m,
@@ -113,7 +114,7 @@ class Palettization(TorchParams):
 
     n_bits: Literal[1, 2, 3, 4, 6, 8] = 4
     granularity: Granularity = "per_tensor"
-    group_size: int | None = Field(default=None, gt=0)
+    group_size: int | None = Field(default=None, gt=0, le=MAX_CHANNEL_BLOCK)
 
     @model_validator(mode="after")
     def _group_size_matches_granularity(self) -> Palettization:
@@ -196,7 +197,7 @@ class QuantizeTorchPostTraining(TorchParams):
     algorithm: Literal["quantize_torch_post_training"] = "quantize_torch_post_training"
     weight_dtype: Literal["int8", "uint8", "int4", "uint4"] = "int8"
     granularity: Literal["per_tensor", "per_channel", "per_block"] = "per_channel"
-    block_size: int | None = Field(default=None, gt=0)
+    block_size: int | None = Field(default=None, gt=0, le=MAX_CHANNEL_BLOCK)
     quantization_scheme: Literal["symmetric", "affine"] = "symmetric"
     config_class_path = "coremltools.optimize.torch.quantization.PostTrainingQuantizerConfig"
 
@@ -229,7 +230,9 @@ class PruneMagnitudeTraining(Finetuned):
     algorithm: Literal["prune_magnitude_training"] = "prune_magnitude_training"
     target_sparsity: float | None = Field(default=0.5, gt=0.0, lt=1.0)
     n_m: tuple[int, int] | None = Field(default=None, description="n:m sparsity instead")
-    block_size: int = Field(default=1, ge=1, description="prune blocks of this many weights")
+    block_size: int = Field(
+        default=1, ge=1, le=MAX_CHANNEL_BLOCK, description="prune blocks of this many weights"
+    )
     weight_threshold: int = Field(default=2048, ge=0, description="smaller weights stay dense")
     begin_step: int = Field(default=0, ge=0, description="polynomial schedule: first step")
     end_step: int = Field(default=100, gt=0, description="polynomial schedule: target reached")

@@ -51,6 +51,10 @@ def cross_checks(cfg: WorkflowConfig) -> list[str]:
     model_ids = {m.id for m in cfg.models}
     target = cfg.conversion.minimum_deployment_target
     for i, exp in enumerate(cfg.experiments):
+        if exp.models is not None and not exp.models:
+            problems.append(
+                f"experiments[{i}].models: [] selects no model; leave it out to run on all models"
+            )
         for j, ref in enumerate(exp.models or []):
             if ref not in model_ids:
                 problems.append(
@@ -113,12 +117,18 @@ def task_checks(i: int, model: ModelConfig, cfg: WorkflowConfig) -> list[str]:
 
 
 def duplicates(field: str, ids: list[str]) -> list[str]:
-    seen: set[str] = set()
+    """Ids are folder names: two that differ only in case collide on macOS and Windows."""
+    seen: dict[str, str] = {}
     problems = []
     for i, value in enumerate(ids):
-        if value in seen:
+        if value in seen.values():
             problems.append(f"{field}[{i}].id: duplicate id {value!r}")
-        seen.add(value)
+        elif value.casefold() in seen:
+            problems.append(
+                f"{field}[{i}].id: {value!r} differs from id {seen[value.casefold()]!r} only in "
+                "case; both would share one results folder on a case-insensitive file system"
+            )
+        seen.setdefault(value.casefold(), value)
     return problems
 
 

@@ -6,12 +6,12 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-import yaml
 from pydantic import ValidationError
 
 from ..compress.torch_side import COREMLTOOLS_CHECK
 from .checks import local_path_problems
 from .errors import ConfigError, format_validation_error
+from .files import read_config_file
 from .schema import WorkflowConfig
 
 
@@ -37,6 +37,12 @@ def check_local_paths(cfg: WorkflowConfig) -> None:
         raise ConfigError("invalid config:\n" + "\n".join(problems))
 
 
-def load_config(path: Path) -> WorkflowConfig:
-    with open(path) as handle:
-        return validate_config(yaml.safe_load(handle) or {})
+def load_config(path: Path, *, coremltools_check: bool = True) -> WorkflowConfig:
+    """A config file read strictly (``config.files``) and validated; ConfigError names both."""
+    try:
+        return validate_config(read_config_file(path), coremltools_check=coremltools_check)
+    except ConfigError as error:
+        message = str(error)
+        raise ConfigError(
+            message if message.startswith(str(path)) else f"{path}: {message}"
+        ) from None

@@ -29,6 +29,11 @@ class Preprocessing(StrictModel):
 
     @model_validator(mode="after")
     def _one_mean_per_std(self) -> Preprocessing:
+        if self.crop_size > self.resize:
+            raise ValueError(
+                f"crop_size={self.crop_size} is larger than resize={self.resize}: the center "
+                "crop would take pixels that are not there"
+            )
         if len(self.mean) != len(self.std):
             raise ValueError(
                 f"mean has {len(self.mean)} values but std has {len(self.std)}; "

@@ -93,6 +93,34 @@ def package_summary(package: Path) -> dict[str, Any]:
     }
 
 
+class PackageIntegrityError(RuntimeError):
+    """A package is not the one its manifest recorded (damaged, truncated or replaced)."""
+
+
+def verify_package(package: Path, manifest: Path) -> str:
+    """Check ``package`` against the ``package_sha256`` its manifest recorded; the digest.
+
+    Every stage that reads a package it did not just write calls this first, so a damaged
+    package is refused with its path instead of being scored.
+    """
+    from ..io import RecordError, read_json
+
+    record = read_json(manifest)
+    expected = record.get("package_sha256") if isinstance(record, dict) else None
+    if not isinstance(expected, str):
+        raise RecordError(f"record {str(manifest)!r} has no package_sha256 to check {package}")
+    if not Path(package).is_dir():
+        raise PackageIntegrityError(f"package {str(package)!r} does not exist")
+    actual = directory_sha256(package)
+    if actual != expected:
+        raise PackageIntegrityError(
+            f"package {str(package)!r} does not match its manifest {str(manifest)!r}: sha256 "
+            f"{actual} but {expected} was recorded; it was changed or damaged after it was "
+            "written. Delete it (and its manifest) and rerun to rebuild it."
+        )
+    return actual
+
+
 def save_atomic(mlmodel: ct.models.MLModel, package: Path) -> None:
     """Save into a staging directory beside the target, then rename into place.
 

@@ -76,13 +76,20 @@ def load_program(package: Path) -> Any:
     """The MIL program of a package, rebuilt from its spec and weight file (Linux-safe)."""
     from coremltools.converters.mil.frontend.milproto.load import load as milproto_load
 
-    mlmodel = open_package(package, skip_model_load=True)
-    spec = mlmodel.get_spec()
-    return milproto_load(
-        spec,
-        specification_version=spec.specificationVersion,
-        file_weights_dir=mlmodel.weights_dir,
-    )
+    try:
+        mlmodel = open_package(package, skip_model_load=True)
+        spec = mlmodel.get_spec()
+        return milproto_load(
+            spec,
+            specification_version=spec.specificationVersion,
+            file_weights_dir=mlmodel.weights_dir,
+        )
+    except Exception as error:  # coremltools raises many types for a damaged package
+        raise WeightMappingError(
+            f"package {str(package)!r} cannot be read as an ML program "
+            f"({type(error).__name__}: {' '.join(str(error).split())[:300]}); "
+            "it may be truncated or damaged"
+        ) from error
 
 
 def _is_constexpr(op: Any) -> bool:

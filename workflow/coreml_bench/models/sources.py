@@ -6,13 +6,36 @@ validates, so the Snakefile can import it without torch.
 
 from __future__ import annotations
 
+import urllib.parse
 from pathlib import Path
 from typing import Annotated, Literal
 
-from pydantic import Field
+from pydantic import AfterValidator, Field
 
 from ..schema_base import Sha256, StrictModel
 from ..train.recipe import TrainingRecipe
+
+
+def _file_url_inside_workdir(url: str) -> str:
+    """A file:// URL may name only a file under the working directory (the project or the
+    study's workdir): anything else readable (e.g. /etc/passwd) would be copied into results/
+    as if it were weights. Files elsewhere on disk are source kind 'local', with a path."""
+    parts = urllib.parse.urlsplit(url)
+    if parts.scheme != "file":
+        return url
+    path = Path(urllib.parse.unquote(parts.path)).resolve()
+    root = Path.cwd().resolve()
+    if not path.is_relative_to(root):
+        raise ValueError(
+            f"file URL {url!r} points outside the working directory {str(root)!r}; for a file "
+            "on disk use source kind 'local' with its path (and sha256)"
+        )
+    return url
+
+
+DownloadUrl = Annotated[
+    str, Field(pattern=r"^(https?|file)://\S+$"), AfterValidator(_file_url_inside_workdir)
+]
 
 
 class TorchvisionSource(StrictModel):
@@ -36,7 +59,7 @@ class UrlSource(StrictModel):
     """Any URL, checked against the full sha256 the downloaded bytes must have."""
 
     kind: Literal["url"] = "url"
-    url: str = Field(pattern=r"^(https?|file)://\S+$")
+    url: DownloadUrl
     sha256: Sha256 | None = Field(default=None, description=f"sha256 of the file; {UNPINNED}")
 
 
@@ -79,7 +102,7 @@ class CoreMLPackageSource(StrictModel):
     """
 
     kind: Literal["coreml_package"] = "coreml_package"
-    url: str = Field(pattern=r"^(https?|file)://\S+$")
+    url: DownloadUrl
     sha256: Sha256 | None = Field(default=None, description=f"sha256 of the zip; {UNPINNED}")
 
 

@@ -25,7 +25,7 @@ from pathlib import Path
 from types import MappingProxyType
 from typing import TYPE_CHECKING, Any, TypeVar
 
-from ..io import directory_file_digests, json_digest, sha256_file
+from ..io import directory_file_digests, directory_files, json_digest, sha256_file
 from .settings import TrackingSettings
 
 if TYPE_CHECKING:  # mlflow takes seconds to import; only pay for it when logging.
@@ -238,7 +238,10 @@ def _log_child_contents(
     for folder, path in artifact_files:
         client.log_artifact(run_id, str(path), artifact_path=folder)
     for name, directory in artifact_dirs.items():
-        client.log_artifacts(run_id, str(directory), artifact_path=name)
+        # File by file: Snakemake's marker files in a directory output are not the artifact.
+        for path in directory_files(directory):
+            folder = Path(name, path.relative_to(directory).parent).as_posix()
+            client.log_artifact(run_id, str(path), artifact_path=folder)
 
 
 def _normalise_files(
