@@ -163,6 +163,12 @@ def directory_bytes(path: Path) -> int:
     return sum(p.stat().st_size for p in directory_files(path))
 
 
+def copy_atomic(source: Path, dest: Path) -> None:
+    """Copy a file's bytes onto ``dest`` atomically."""
+    with atomic_path(dest) as tmp:
+        shutil.copyfile(source, tmp)
+
+
 def save_with(writer: Callable[[Path], None], dest: Path, suffix: str = ".tmp") -> None:
     """Call ``writer(temp_path)`` and rename the result onto ``dest`` atomically."""
     with atomic_path(dest, suffix=suffix) as tmp:

@@ -17,12 +17,12 @@ from typing import Any
 from .aggregate.stage import aggregate
 from .aggregate.tables import TableRow
 from .compress import ALGORITHMS
-from .compress.stage import compress_package, compress_with_torch
+from .compress.stage import compress_package, compress_with_torch, torch_job_fingerprint
 from .convert import ConversionSettings, convert_model
 from .data import DATA_KINDS, DataSelection
 from .download import download_weights, import_package
 from .evaluate.stage import evaluate_package
-from .io import read_json, write_json_atomic
+from .io import copy_atomic, read_json, write_json_atomic
 from .mlpackage.files import verify_package
 from .models import ModelSpec
 from .profile.settings import ProfilingSettings
@@ -201,20 +201,29 @@ def compress_torch_job(smk: Any) -> None:
     _limit_threads(smk.threads)
     context = _context(smk)
     recipe = _recipe(smk.params.recipe)
+    params, model, weights = _compression(smk), _model(smk), Path(smk.input.weights)
+    evaluation, training = _evaluation(smk), _training(smk)
+    fingerprint = None
+    if recipe is not None:
+        fingerprint = torch_job_fingerprint(
+            params=params, recipe=recipe, model=model, evaluation=evaluation,
+            training=training, weights=weights,
+        )  # fmt: skip
     with streamed_epochs(
         TrackingSettings.model_validate(smk.params.tracking),
         study=smk.params.study,
         context=context,
-        fingerprint=recipe.fingerprint() if recipe is not None else None,
+        fingerprint=fingerprint,
     ) as epochs:
         compress_with_torch(
-            params=_compression(smk),
+            params=params,
             recipe=recipe,
-            model=_model(smk),
-            evaluation=_evaluation(smk),
-            training=_training(smk),
+            model=model,
+            evaluation=evaluation,
+            training=training,
             conversion=_conversion(smk),
-            weights=Path(smk.input.weights),
+            weights=weights,
+            fingerprint=fingerprint,
             baseline_manifest=read_json(smk.input.manifest),
             package=Path(smk.output.package),
             manifest=Path(smk.output.manifest),
@@ -280,6 +289,12 @@ def aggregate_job(smk: Any) -> None:
     )
 
 
+def publish_tables_job(smk: Any) -> None:
+    """Copy the finished tables and plot into place, each atomically."""
+    for name in ("csv", "markdown", "plot"):
+        copy_atomic(Path(smk.input[name]), Path(smk.output[name]))
+
+
 STAGES: dict[str, Callable[[Any], None]] = {
     "download_weights": download_weights_job,
     "import_package": import_package_job,
@@ -292,6 +307,7 @@ STAGES: dict[str, Callable[[Any], None]] = {
     "profile": profile_job,
     "track": track_job,
     "aggregate": aggregate_job,
+    "publish_tables": publish_tables_job,
 }
 
 

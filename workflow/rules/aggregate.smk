@@ -1,8 +1,32 @@
+# Tables are built in results/aggregate/ and then published to results/tables/ and
+# results/plots/: Snakemake removes a job's outputs before it runs, so a failed aggregate
+# would otherwise take the last good tables with it.
 rule aggregate:
     input:
         manifests=all_variant_manifests(),
         evaluations=variant_files(f"results/evaluation/{VARIANT}.json"),
         profiles=variant_files(f"results/profile/{VARIANT}.json"),
+    output:
+        csv="results/aggregate/summary.csv",
+        markdown="results/aggregate/summary.md",
+        plot="results/aggregate/pareto.png",
+    log:
+        "results/logs/aggregate/aggregate.log",
+    benchmark:
+        "results/benchmarks/aggregate/aggregate.tsv"
+    conda:
+        "../../envs/coreml-bench.yaml"
+    params:
+        rows=table_rows(),
+    script:
+        STAGE_SCRIPT
+
+
+rule publish_tables:
+    input:
+        csv="results/aggregate/summary.csv",
+        markdown="results/aggregate/summary.md",
+        plot="results/aggregate/pareto.png",
     output:
         csv=report(
             "results/tables/summary.csv",
@@ -15,13 +39,12 @@ rule aggregate:
             caption="../report/pareto.rst",
             category="Plots",
         ),
+    localrule: True
     log:
-        "results/logs/aggregate/aggregate.log",
+        "results/logs/publish_tables/publish_tables.log",
     benchmark:
-        "results/benchmarks/aggregate/aggregate.tsv"
+        "results/benchmarks/publish_tables/publish_tables.tsv"
     conda:
         "../../envs/coreml-bench.yaml"
-    params:
-        rows=table_rows(),
     script:
         STAGE_SCRIPT

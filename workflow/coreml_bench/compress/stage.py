@@ -8,7 +8,9 @@ compress_torch). Both write the same kind of manifest (``compress.record``).
 from __future__ import annotations
 
 import logging
+import shutil
 from collections.abc import Callable
+from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
@@ -20,7 +22,7 @@ from ..models import ModelSpec, load_model
 from ..provenance import StageTimer
 from ..schema_base import StrictModel
 from ..train.loop import EpochCallback, evaluate_top1, train
-from ..train.recipe import TrainingRecipe
+from ..train.recipe import TrainingRecipe, job_fingerprint
 from .record import compression_record
 from .registry import ALGORITHMS
 from .torch_side import TorchCompressionJob
@@ -78,11 +80,14 @@ def compress_with_torch(
     on_epoch_end: EpochCallback | None = None,
     record_extra: Callable[[], dict[str, Any]] | None = None,
     progress: bool = True,
+    fingerprint: str | None = None,
 ) -> dict[str, Any]:
     """Compress the fp32 checkpoint with one torch-side algorithm, convert, write the manifest.
 
     ``record_extra`` is called once the work is done; its entries join the manifest (e.g. the
-    MLflow run that streamed the epochs, known only after the first epoch).
+    MLflow run that streamed the epochs, known only after the first epoch). ``fingerprint``
+    (default: :func:`torch_job_fingerprint`) is what a checkpoint must carry to be resumed;
+    the checkpoint folder is removed once the manifest is written.
     """
     import torch
 
@@ -102,10 +107,17 @@ def compress_with_torch(
             raise DataError("training needs data.training (a training split); it is not set")
         return training_dataset(training, model.preprocessing, run_recipe)
 
+    if recipe is not None and fingerprint is None:
+        fingerprint = torch_job_fingerprint(
+            params=params, recipe=recipe, model=model, evaluation=evaluation,
+            training=training, weights=weights,
+        )  # fmt: skip
+
     def fine_tune(prepared: Any, step: Callable[[], None]) -> dict[str, Any]:
         assert recipe is not None
         return train(
             prepared,
+            fingerprint=fingerprint,
             recipe=recipe,
             train_set=training_set(recipe),
             eval_loader=eval_loader,
@@ -155,8 +167,31 @@ def compress_with_torch(
             "history": job.training.get("history", []),
             "resumed_from_epoch": job.training.get("resumed_from_epoch"),
             "device": job.training.get("device", "cpu"),
+            "training_fingerprint": fingerprint,
             **(record_extra() if record_extra is not None else {}),
         }
     )
     write_json_atomic(manifest, record)
+    # Done: no later job may resume from these epochs (only this exact job could).
+    shutil.rmtree(checkpoint_dir, ignore_errors=True)
     return record
+
+
+def torch_job_fingerprint(
+    *,
+    params: StrictModel,
+    recipe: TrainingRecipe,
+    model: ModelSpec,
+    evaluation: DataSelection,
+    training: StrictModel | None,
+    weights: Path,
+) -> str:
+    """The fine-tuning job's identity: recipe, algorithm settings, model, data, weights."""
+    return job_fingerprint(
+        recipe,
+        weights=weights,
+        compression=params,
+        model=model,
+        evaluation={**asdict(evaluation), "source": evaluation.source.model_dump(mode="json")},
+        training=training,
+    )

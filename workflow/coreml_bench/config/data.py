@@ -33,7 +33,7 @@ class DataConfig(StrictModel):
     training: TrainingData | None = Field(  # type: ignore[valid-type]
         default=None, description="training split, for models the workflow trains"
     )
-    batch_size: int = Field(default=32, gt=0)
+    batch_size: int = Field(default=32, gt=0, le=4096)
     limit: int | None = Field(default=None, gt=0, description="evaluate only the first N images")
 
     def evaluation_selection(self, evaluation: StrictModel | None = None) -> DataSelection:

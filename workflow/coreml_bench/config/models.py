@@ -20,7 +20,10 @@ class ModelConfig(StrictModel):
     source: WeightsSource
     display_name: str | None = None
     num_classes: int | None = Field(
-        default=None, gt=0, description="defaults to the architecture's (1000 ImageNet, 80 COCO)"
+        default=None,
+        gt=0,
+        le=100_000,
+        description="defaults to the architecture's (1000 ImageNet, 80 COCO)",
     )
     evaluation_data: EvaluationData | None = Field(  # type: ignore[valid-type]
         default=None,

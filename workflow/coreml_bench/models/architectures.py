@@ -221,7 +221,18 @@ def load_model(architecture: str, weights_path: Path, num_classes: int = 1000) -
     adapt = ARCHITECTURES[architecture].adapt_checkpoint
     if adapt is not None:
         state = adapt(state)
-    result = model.load_state_dict(state, strict=False)
+    try:
+        result = model.load_state_dict(state, strict=False)
+    except RuntimeError as error:
+        if "size mismatch" not in str(error):
+            raise
+        mismatches = [line.strip() for line in str(error).splitlines() if "size mismatch" in line]
+        raise ValueError(
+            f"checkpoint {weights_path} does not fit architecture {architecture!r} built with "
+            f"num_classes={num_classes}: {mismatches[0]} (and {len(mismatches) - 1} more); "
+            "a classifier of another size means models[].num_classes differs from the "
+            "checkpoint's class count"
+        ) from None
     partial = adapt is not None and not result.unexpected_keys
     if (result.missing_keys and not partial) or result.unexpected_keys:
         raise ValueError(

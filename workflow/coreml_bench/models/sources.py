@@ -84,7 +84,7 @@ class RandomInitSource(StrictModel):
     """Seeded random initialisation: for ratios and tests where no checkpoint can be had."""
 
     kind: Literal["random"] = "random"
-    seed: int = 0
+    seed: int = Field(default=0, ge=0, le=2**63 - 1)
 
 
 class TrainSource(StrictModel):

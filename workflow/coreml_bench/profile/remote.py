@@ -75,13 +75,17 @@ def _run(command: list[str], what: str, remote: RemoteSettings) -> str:
 
 def ssh(remote: RemoteSettings, command: str, what: str) -> str:
     """Run one shell command on the far side; its stdout."""
-    argv = ["ssh", "-p", str(remote.port), *_common_options(remote), _destination(remote)]
+    # "--" ends the options: the destination and command are never read as one.
+    argv = ["ssh", "-p", str(remote.port), *_common_options(remote), "--", _destination(remote)]
     return _run([*argv, command], what, remote)
 
 
 def copy_to(remote: RemoteSettings, sources: list[Path], target: str, what: str) -> None:
-    argv = ["scp", "-q", "-r", "-P", str(remote.port), *_common_options(remote)]
-    _run([*argv, *map(str, sources), f"{_destination(remote)}:{target}"], what, remote)
+    argv = ["scp", "-q", "-r", "-P", str(remote.port), *_common_options(remote), "--"]
+    # Quoted for the far side's shell: the legacy scp protocol (OpenSSH < 9.0) expands the
+    # target there. The settings allow only safe characters, so this never changes a path.
+    destination = f"{_destination(remote)}:{shlex.quote(target)}"
+    _run([*argv, *map(str, sources), destination], what, remote)
 
 
 def _source_tree(dest: Path) -> Path:

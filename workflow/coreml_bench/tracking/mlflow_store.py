@@ -388,8 +388,13 @@ def log_variant_run(
         # Supersede only once the new run is complete, so a failure never leaves a key
         # without a live run; doing it on reuse too heals an interrupted earlier call.
         for run in siblings:
-            if run.info.run_id != run_id and run.data.tags.get(SUPERSEDED_TAG) != "true":
+            if run.info.run_id == run_id:
+                continue
+            if run.data.tags.get(SUPERSEDED_TAG) != "true":
                 client.set_tag(run.info.run_id, SUPERSEDED_TAG, "true")
+            # A run still RUNNING was left by a killed tracking job: nothing will finish it.
+            if run.info.status == "RUNNING":
+                client.set_terminated(run.info.run_id, "KILLED")
         return {
             "run_id": run_id,
             "parent_run_id": parent_id,

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import shutil
+from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
@@ -11,7 +13,7 @@ from ..models import ModelSpec, build_model
 from ..provenance import StageTimer, package_versions
 from ..schema_base import StrictModel
 from .loop import train
-from .recipe import TrainingRecipe
+from .recipe import TrainingRecipe, job_fingerprint
 
 
 def train_baseline(
@@ -29,6 +31,13 @@ def train_baseline(
     import torch
 
     timer = StageTimer()
+    fingerprint = job_fingerprint(
+        recipe,
+        weights=None,
+        model=model,
+        training=training,
+        evaluation={**asdict(evaluation), "source": evaluation.source.model_dump(mode="json")},
+    )
     with timer.section("train"):
         torch.manual_seed(recipe.seed)
         network = build_model(model.architecture, model.num_classes)
@@ -39,6 +48,7 @@ def train_baseline(
             eval_loader=evaluation_loader(evaluation, model.preprocessing),
             checkpoint_dir=checkpoint_dir,
             progress=progress,
+            fingerprint=fingerprint,
         )
         save_with(lambda tmp: torch.save(network.state_dict(), tmp), Path(weights))
     record = {
@@ -49,9 +59,12 @@ def train_baseline(
         "sha256": sha256_file(Path(weights)),
         "bytes": Path(weights).stat().st_size,
         "recipe": recipe.model_dump(mode="json"),
+        "training_fingerprint": fingerprint,
         **result,
         "timing": timer.summary(),
         "versions": package_versions(),
     }
     write_json_atomic(Path(manifest), record)
+    # Done: no later job may resume from these epochs (only this exact job could).
+    shutil.rmtree(checkpoint_dir, ignore_errors=True)
     return record

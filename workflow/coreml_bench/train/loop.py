@@ -138,6 +138,7 @@ def train(
     on_epoch_end: EpochCallback | None = None,
     on_step: Callable[[], None] | None = None,
     progress: bool = True,
+    fingerprint: str | None = None,
 ) -> dict[str, Any]:
     """Train ``model`` in place; resume from ``checkpoint_dir`` if it holds this recipe's run.
 
@@ -152,6 +153,9 @@ def train(
     import torch
     from tqdm import tqdm
 
+    # What the checkpoint must have been written by to be resumed: the exact job (see
+    # recipe.job_fingerprint); the recipe alone when the caller gives nothing else.
+    fingerprint = fingerprint or recipe.fingerprint()
     device = resolve_device(recipe.device)
     model.to(device)
     optimizer = _optimizer(model, recipe)
@@ -171,7 +175,7 @@ def train(
         )
     if checkpoint.is_file():
         state = torch.load(checkpoint, map_location=device, weights_only=False)
-        if state.get("fingerprint") == recipe.fingerprint():
+        if state.get("fingerprint") == fingerprint:
             if on_step is not None:
                 for _ in range((state["epoch"] + 1) * steps):
                     on_step()
@@ -184,7 +188,7 @@ def train(
             start_epoch = state["epoch"] + 1
             log.info("resuming from %s after epoch %d", checkpoint, state["epoch"] + 1)
         else:
-            log.info("ignoring %s: it was written for another recipe", checkpoint)
+            log.info("ignoring %s: another job (recipe, settings or weights) wrote it", checkpoint)
     resumed_from = start_epoch
     epochs = tqdm(
         range(start_epoch, recipe.epochs),
@@ -241,7 +245,7 @@ def train(
         epochs.set_postfix(loss=metrics["train_loss"], top1=metrics["val_top1"])
         _save_atomic(
             {
-                "fingerprint": recipe.fingerprint(),
+                "fingerprint": fingerprint,
                 "epoch": epoch,
                 "model": model.state_dict(),
                 "module_attributes": _attributes_outside_state_dict(model),

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+from pathlib import Path
 from typing import Any, Literal
 
 from pydantic import Field, model_validator
@@ -14,8 +15,8 @@ from ..schema_base import StrictModel
 class TrainingRecipe(StrictModel):
     """Hyper-parameters of one training run (torchvision classification reference names)."""
 
-    epochs: int = Field(default=5, ge=1)
-    batch_size: int = Field(default=128, gt=0)
+    epochs: int = Field(default=5, ge=1, le=10_000)
+    batch_size: int = Field(default=128, gt=0, le=65_536)
     optimizer: Literal["sgd", "adamw"] = "sgd"
     lr: float = Field(default=0.05, gt=0)
     momentum: float = Field(default=0.9, ge=0, lt=1)
@@ -60,3 +61,20 @@ def effective_recipe(
     merged = {**(model_recipe or {}), **(experiment_recipe or {})}
     recipe = TrainingRecipe.model_validate(merged)
     return recipe.model_copy(update={"seed": recipe.seed + trial - 1})
+
+
+def job_fingerprint(recipe: TrainingRecipe, *, weights: Path | None, **settings: Any) -> str:
+    """Identifies one training job in its checkpoint: the recipe, every other setting the
+    result depends on (algorithm, model, data: pydantic objects or JSON), and the digest of
+    the starting weights. A checkpoint is resumed only by the job with this fingerprint."""
+    from ..io import json_digest, sha256_file
+
+    parts = {
+        "recipe": recipe.model_dump(mode="json"),
+        "weights_sha256": sha256_file(weights) if weights is not None else None,
+        **{
+            name: value.model_dump(mode="json") if hasattr(value, "model_dump") else value
+            for name, value in settings.items()
+        },
+    }
+    return json_digest(parts)[:16]
