@@ -8,7 +8,7 @@ import argparse
 import sys
 from pathlib import Path
 
-from .config import ConfigError, check_local_paths, load_config
+from .config import ConfigError, WorkflowConfig, check_local_paths, load_config
 from .config.generate import config_readme, default_config_yaml, json_schema_text
 from .io import write_text_atomic
 
@@ -40,7 +40,29 @@ def _check_config(args: argparse.Namespace) -> int:
         )
         return 1
     print(f"{args.path}: ok ({len(cfg.variants())} model × experiment × trial jobs)")
+    for line in _dense_weights(cfg):
+        print(line)
     return 0
+
+
+def _dense_weights(cfg: WorkflowConfig) -> list[str]:
+    """Where coremltools will leave weights dense, per model and experiment (an estimate)."""
+    from .compress.coverage import estimate_dense, weight_shapes
+
+    lines = []
+    for model in cfg.models:
+        shapes = None
+        for experiment in cfg.experiments:
+            if not experiment.applies_to(model.id) or experiment.algorithm().kind != "coreml":
+                continue
+            if shapes is None:
+                shapes = weight_shapes(model.architecture, model.spec().num_classes)
+            estimate = estimate_dense(experiment.compression, shapes)
+            if estimate is not None and estimate.dense:
+                lines.append(f"  {model.id} / {experiment.id}: {estimate.summary()} (estimate)")
+    if lines:
+        lines.insert(0, "weights coremltools will leave dense (they lower the ratio):")
+    return lines
 
 
 def _verify(args: argparse.Namespace) -> int:

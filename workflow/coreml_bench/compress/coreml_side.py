@@ -22,6 +22,7 @@ from .common import (
     linear_quantization_target,
     sparsity_label,
 )
+from .coverage import WeightShape
 from .registry import ALGORITHMS, Algorithm
 
 
@@ -59,6 +60,14 @@ class PalettizeKmeans(StrictModel):
     def minimum_target(self) -> str:
         return "iOS18" if self.granularity == "per_grouped_channel" else "iOS16"
 
+    def skip_reason(self, weight: WeightShape) -> str | None:
+        """Why coremltools leaves this weight dense (its documented rules), or None."""
+        if weight.size <= self.weight_threshold:
+            return f"at most weight_threshold={self.weight_threshold} elements"
+        if self.group_size and weight.output_channels % self.group_size:
+            return f"{weight.output_channels} output channels not divisible by group_size"
+        return None
+
 
 class QuantizeLinear(StrictModel):
     """Weight-only linear quantization (``linear_quantize_weights``)."""
@@ -81,6 +90,14 @@ class QuantizeLinear(StrictModel):
     def minimum_target(self) -> str:
         return linear_quantization_target(self.dtype, self.granularity)
 
+    def skip_reason(self, weight: WeightShape) -> str | None:
+        """Why coremltools leaves this weight dense (its documented rules), or None."""
+        if weight.size <= self.weight_threshold:
+            return f"at most weight_threshold={self.weight_threshold} elements"
+        if self.block_size and weight.input_channels % self.block_size:
+            return f"{weight.input_channels} input channels not divisible by block_size"
+        return None
+
 
 class PruneMagnitude(StrictModel):
     """Magnitude pruning to a target sparsity or an n:m pattern (``prune_weights``)."""
@@ -100,6 +117,14 @@ class PruneMagnitude(StrictModel):
 
     def minimum_target(self) -> str:
         return "iOS16"
+
+    def skip_reason(self, weight: WeightShape) -> str | None:
+        """Why coremltools leaves this weight dense (its documented rules), or None.
+
+        n:m patterns also skip depthwise convs, which this estimate does not model."""
+        if weight.size <= self.weight_threshold:
+            return f"at most weight_threshold={self.weight_threshold} elements"
+        return None
 
 
 def _apply_palettize_kmeans(mlmodel: Any, p: PalettizeKmeans) -> Any:
