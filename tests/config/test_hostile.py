@@ -182,3 +182,23 @@ def test_shipped_configs_still_validate_strictly() -> None:
         assert validate_config(raw, coremltools_check=False).variants()
     assert yaml.safe_load((root / "config.yaml").read_text())
     assert os.path.isdir(root)
+
+
+def test_a_local_source_that_is_a_folder_is_refused_before_any_job(tmp_path: Path) -> None:
+    from coreml_bench.config import check_local_paths
+
+    cfg = validate_config(
+        {
+            "models": [
+                {
+                    "id": "m",
+                    "architecture": "resnet18",
+                    "source": {"kind": "local", "path": str(tmp_path)},
+                }
+            ]
+        }
+    )
+    with pytest.raises(
+        ConfigError, match=r"models\[0\].source.path: .* is a folder, not a checkpoint"
+    ):
+        check_local_paths(cfg)

@@ -149,5 +149,6 @@ def local_path_problems(cfg: WorkflowConfig) -> list[str]:
     for i, model in enumerate(cfg.models):
         path = getattr(model.source, "path", None)
         if model.source.kind == "local" and path is not None and not path.is_file():
-            problems.append(f"  models[{i}].source.path: file {str(path)!r} does not exist")
+            what = "is a folder, not a checkpoint file" if path.is_dir() else "does not exist"
+            problems.append(f"  models[{i}].source.path: file {str(path)!r} {what}")
     return problems
