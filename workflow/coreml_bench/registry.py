@@ -73,6 +73,17 @@ def resolve_auto(requested: str, *, on_macos: str, elsewhere: str) -> str:
     return on_macos if sys.platform == "darwin" else elsewhere
 
 
+def resolve_backend(
+    registry: Registry[T], requested: str, *, on_macos: str, elsewhere: str
+) -> tuple[str, T]:
+    """(name, entry) of the backend to use here ('auto' resolved); refuses, naming the
+    alternative, one this platform cannot run. Entries carry ``platforms``."""
+    name = resolve_auto(requested, on_macos=on_macos, elsewhere=elsewhere)
+    entry = registry[name]
+    require_platform(registry.kind, name, getattr(entry, "platforms", None), elsewhere)
+    return name, entry
+
+
 PLUGINS_ENV = "COREML_BENCH_PLUGINS"
 
 

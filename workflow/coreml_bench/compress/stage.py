@@ -24,7 +24,7 @@ from ..schema_base import StrictModel
 from ..train.loop import EpochCallback, evaluate_top1, train
 from ..train.recipe import TrainingRecipe, job_fingerprint
 from .record import compression_record
-from .registry import ALGORITHMS
+from .registry import ALGORITHMS, Algorithm
 from .torch_side import TorchCompressionJob
 
 log = logging.getLogger(__name__)
@@ -49,16 +49,7 @@ def compress_package(
     log.info("applying %s %s", params.algorithm, params.label())  # type: ignore[attr-defined]
     with timer.section("compress"):
         compressed = entry.apply(mlmodel, params)
-    with timer.section("save"):
-        save_atomic(compressed, package)
-    record = compression_record(
-        entry=entry,
-        params=params,
-        package=package,
-        baseline_manifest=baseline_manifest,
-        context=context,
-        timer=timer,
-    )
+    record = _save_and_record(compressed, entry, params, package, baseline_manifest, context, timer)
     write_json_atomic(manifest, record)
     return record
 
@@ -147,16 +138,7 @@ def compress_with_torch(
             minimum_deployment_target=conversion.minimum_deployment_target,
             method=method,
         )
-    with timer.section("save"):
-        save_atomic(mlmodel, package)
-    record = compression_record(
-        entry=entry,
-        params=params,
-        package=package,
-        baseline_manifest=baseline_manifest,
-        context=context,
-        timer=timer,
-    )
+    record = _save_and_record(mlmodel, entry, params, package, baseline_manifest, context, timer)
     record.update(
         {
             "conversion_method": method,
@@ -175,6 +157,28 @@ def compress_with_torch(
     # Done: no later job may resume from these epochs (only this exact job could).
     shutil.rmtree(checkpoint_dir, ignore_errors=True)
     return record
+
+
+def _save_and_record(
+    mlmodel: Any,
+    entry: Algorithm,
+    params: StrictModel,
+    package: Path,
+    baseline_manifest: dict[str, Any],
+    context: dict[str, Any],
+    timer: StageTimer,
+) -> dict[str, Any]:
+    """Save the compressed package atomically; its manifest record (not yet written)."""
+    with timer.section("save"):
+        save_atomic(mlmodel, package)
+    return compression_record(
+        entry=entry,
+        params=params,
+        package=package,
+        baseline_manifest=baseline_manifest,
+        context=context,
+        timer=timer,
+    )
 
 
 def torch_job_fingerprint(

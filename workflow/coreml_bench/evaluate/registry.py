@@ -8,7 +8,7 @@ from pathlib import Path
 from typing import Any
 
 from ..models import ModelSpec
-from ..registry import Registry, require_platform, resolve_auto
+from ..registry import Registry, resolve_backend
 
 Predictor = Callable[[Any], Any]  # batch tensor (N,C,H,W) -> output tensor (N,...)
 
@@ -38,7 +38,4 @@ AUTO_ON_MACOS, AUTO_ELSEWHERE = "coreml", "mil-torch"
 
 def resolve_evaluator(requested: str) -> tuple[str, Evaluator]:
     """(name, entry) of the backend to use here; refuses one this platform cannot run."""
-    name = resolve_auto(requested, on_macos=AUTO_ON_MACOS, elsewhere=AUTO_ELSEWHERE)
-    evaluator = EVALUATORS[name]
-    require_platform("evaluation backend", name, evaluator.platforms, AUTO_ELSEWHERE)
-    return name, evaluator
+    return resolve_backend(EVALUATORS, requested, on_macos=AUTO_ON_MACOS, elsewhere=AUTO_ELSEWHERE)

@@ -13,7 +13,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
-from ..registry import Registry, require_platform, resolve_auto
+from ..registry import Registry, resolve_backend
 
 
 @dataclass(frozen=True)
@@ -63,10 +63,7 @@ AUTO_ON_MACOS, AUTO_ELSEWHERE = "coreml", "host"
 
 def resolve_profiler(requested: str) -> tuple[str, Profiler]:
     """(name, entry) of the backend to use here; refuses one this platform cannot run."""
-    name = resolve_auto(requested, on_macos=AUTO_ON_MACOS, elsewhere=AUTO_ELSEWHERE)
-    profiler = PROFILERS[name]
-    require_platform("profiling backend", name, profiler.platforms, AUTO_ELSEWHERE)
-    return name, profiler
+    return resolve_backend(PROFILERS, requested, on_macos=AUTO_ON_MACOS, elsewhere=AUTO_ELSEWHERE)
 
 
 def latency_stats(samples_ms: list[float]) -> dict[str, float]:
