@@ -209,7 +209,9 @@ def test_url_source_manifest(server: tuple[str, Path], out: Path) -> None:
     json.dumps(record)  # goes straight into a JSON manifest
 
 
-def test_file_url(tmp_path: Path, out: Path) -> None:
+def test_file_url(tmp_path: Path, out: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    # A config may name file URLs inside the working directory only (tests/config/test_hostile).
+    monkeypatch.chdir(tmp_path)
     src = tmp_path / "src.pth"
     src.write_bytes(PAYLOAD)
     assert download_url(src.as_uri(), out / "a.pth", sha256=PAYLOAD_SHA, progress=False) == (

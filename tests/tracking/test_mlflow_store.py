@@ -200,6 +200,8 @@ def test_failed_upload_marks_run_failed_and_is_retried(
         raise RuntimeError("disk full")
 
     with monkeypatch.context() as patch:
+        # Every upload fails: the store logs package directories file by file.
+        patch.setattr(MlflowClient, "log_artifact", broken)
         patch.setattr(MlflowClient, "log_artifacts", broken)
         with pytest.raises(RuntimeError, match="disk full"):
             log_variant(root)

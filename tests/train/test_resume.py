@@ -94,7 +94,7 @@ def test_a_checkpoint_of_another_job_is_not_resumed(tmp_path: Path) -> None:
     assert run("two-bit-job")["resumed_from_epoch"] == 1
 
 
-def test_a_finished_fine_tuning_job_leaves_no_checkpoint_to_resume(tmp_path: Path) -> None:
+def test_a_finished_fine_tuning_job_checkpoints_under_its_own_fingerprint(tmp_path: Path) -> None:
     from coreml_bench.compress.stage import compress_with_torch
     from coreml_bench.convert import ConversionSettings
 
@@ -130,4 +130,6 @@ def test_a_finished_fine_tuning_job_leaves_no_checkpoint_to_resume(tmp_path: Pat
         training=fashion.training(),
         weights=weights,
     )
-    assert not checkpoints.exists()
+    # Only this exact job may resume from (or, finished, re-save) what it left behind.
+    state = torch.load(checkpoints / "last.pt", weights_only=False)
+    assert state["fingerprint"] == record["training_fingerprint"]

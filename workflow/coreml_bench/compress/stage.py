@@ -8,7 +8,6 @@ compress_torch). Both write the same kind of manifest (``compress.record``).
 from __future__ import annotations
 
 import logging
-import shutil
 from collections.abc import Callable
 from dataclasses import asdict
 from pathlib import Path
@@ -77,8 +76,8 @@ def compress_with_torch(
 
     ``record_extra`` is called once the work is done; its entries join the manifest (e.g. the
     MLflow run that streamed the epochs, known only after the first epoch). ``fingerprint``
-    (default: :func:`torch_job_fingerprint`) is what a checkpoint must carry to be resumed;
-    the checkpoint folder is removed once the manifest is written.
+    (default: :func:`torch_job_fingerprint`) is what a checkpoint must carry to be resumed:
+    only this exact job may resume (or, finished, re-save) from it.
     """
     import torch
 
@@ -154,8 +153,6 @@ def compress_with_torch(
         }
     )
     write_json_atomic(manifest, record)
-    # Done: no later job may resume from these epochs (only this exact job could).
-    shutil.rmtree(checkpoint_dir, ignore_errors=True)
     return record
 
 

@@ -18,6 +18,8 @@ import logging
 import math
 import os
 import random
+import shutil
+import tempfile
 import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import AbstractContextManager, nullcontext
@@ -25,7 +27,7 @@ from pathlib import Path
 from types import MappingProxyType
 from typing import TYPE_CHECKING, Any, TypeVar
 
-from ..io import directory_file_digests, directory_files, json_digest, sha256_file
+from ..io import SNAKEMAKE_MARKERS, directory_file_digests, json_digest, sha256_file
 from .settings import TrackingSettings
 
 if TYPE_CHECKING:  # mlflow takes seconds to import; only pay for it when logging.
@@ -238,10 +240,17 @@ def _log_child_contents(
     for folder, path in artifact_files:
         client.log_artifact(run_id, str(path), artifact_path=folder)
     for name, directory in artifact_dirs.items():
-        # File by file: Snakemake's marker files in a directory output are not the artifact.
-        for path in directory_files(directory):
-            folder = Path(name, path.relative_to(directory).parent).as_posix()
-            client.log_artifact(run_id, str(path), artifact_path=folder)
+        # Snakemake's marker files in a directory output are not the artifact: upload a view
+        # of the directory without them (hard links beside it: no bytes are copied).
+        with tempfile.TemporaryDirectory(dir=directory.parent, prefix=".upload-") as tmp:
+            view = Path(tmp) / directory.name
+            shutil.copytree(
+                directory,
+                view,
+                copy_function=os.link,
+                ignore=shutil.ignore_patterns(*SNAKEMAKE_MARKERS),
+            )
+            client.log_artifacts(run_id, str(view), artifact_path=name)
 
 
 def _normalise_files(

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import shutil
 from dataclasses import asdict
 from pathlib import Path
 from typing import Any
@@ -65,6 +64,4 @@ def train_baseline(
         "versions": package_versions(),
     }
     write_json_atomic(Path(manifest), record)
-    # Done: no later job may resume from these epochs (only this exact job could).
-    shutil.rmtree(checkpoint_dir, ignore_errors=True)
     return record
