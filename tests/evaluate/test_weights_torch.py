@@ -6,29 +6,12 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-import reference_packages
 import torch
 from coreml_bench.convert import to_coreml
 from coreml_bench.evaluate.weights_torch import fuse_batchnorm, load_package_weights, weight_modules
 from coreml_bench.mlpackage.program import WeightMappingError, read_package_weights
 from coreml_bench.models import ARCHITECTURES, build_model
 from reference_packages import FP16_TOLERANCE, perturb_batchnorm, relative_gap
-
-
-@pytest.fixture(scope="module")
-def lite0(tmp_path_factory: pytest.TempPathFactory) -> tuple[torch.nn.Module, Path]:
-    return reference_packages.lite0(tmp_path_factory)
-
-
-@pytest.fixture(scope="module")
-def imagenet20() -> tuple[torch.Tensor, torch.Tensor]:
-    """The 20 real ImageNet validation images shipped in foolbox, with their labels."""
-    return reference_packages.imagenet20()
-
-
-@pytest.fixture(scope="module")
-def mnv3(tmp_path_factory: pytest.TempPathFactory) -> tuple[torch.nn.Module, Path]:
-    return reference_packages.mnv3(tmp_path_factory)
 
 
 def test_real_lite0_package_agrees_with_torch_on_imagenet(

@@ -6,32 +6,10 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-import reference_packages
 import torch
 from coreml_bench.convert import to_coreml
 from coreml_bench.evaluate.weights_torch import load_package_weights
 from reference_packages import FP16_TOLERANCE, relative_gap
-
-
-@pytest.fixture(scope="module")
-def lite0(tmp_path_factory: pytest.TempPathFactory) -> tuple[torch.nn.Module, Path]:
-    return reference_packages.lite0(tmp_path_factory)
-
-
-@pytest.fixture(scope="module")
-def imagenet20() -> tuple[torch.Tensor, torch.Tensor]:
-    """The 20 real ImageNet validation images shipped in foolbox, with their labels."""
-    return reference_packages.imagenet20()
-
-
-@pytest.fixture(scope="module")
-def mnv3(tmp_path_factory: pytest.TempPathFactory) -> tuple[torch.nn.Module, Path]:
-    return reference_packages.mnv3(tmp_path_factory)
-
-
-@pytest.fixture(scope="module")
-def mnv3_k4(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    return reference_packages.mnv3_k4(tmp_path_factory)
 
 
 def test_executor_runs_the_real_lite0_program_like_torch(

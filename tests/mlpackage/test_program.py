@@ -7,21 +7,10 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-import reference_packages
 import torch
 from coreml_bench.convert import to_coreml
 from coreml_bench.mlpackage.program import PackageWeight, WeightMappingError, read_package_weights
 from reference_packages import same_arrays
-
-
-@pytest.fixture(scope="module")
-def mnv3(tmp_path_factory: pytest.TempPathFactory) -> tuple[torch.nn.Module, Path]:
-    return reference_packages.mnv3(tmp_path_factory)
-
-
-@pytest.fixture(scope="module")
-def mnv3_k4(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    return reference_packages.mnv3_k4(tmp_path_factory)
 
 
 def test_palettized_weights_equal_coremltools_decompression(mnv3_k4: Path) -> None:

@@ -39,11 +39,11 @@ rule publish_tables:
             caption="../report/pareto.rst",
             category="Plots",
         ),
-    localrule: True
     log:
         "results/logs/publish_tables/publish_tables.log",
     benchmark:
         "results/benchmarks/publish_tables/publish_tables.tsv"
+    localrule: True
     conda:
         "../../envs/coreml-bench.yaml"
     script:
