@@ -11,6 +11,7 @@ from typing import Any
 
 import pytest
 from coreml_bench.data import DATA_KINDS, DataSelection, Preprocessing
+from coreml_bench.train.recipe import TrainingRecipe
 
 FASHION_ROOT = Path("/usr/share/datasets/fashion-mnist")
 PREPROCESSING = {
@@ -31,6 +32,12 @@ DATA = {
 def require_fashion_mnist() -> None:
     if not (FASHION_ROOT / "train-images-idx3-ubyte.gz").is_file():
         pytest.fail(f"{FASHION_ROOT} missing: apt-get install dataset-fashion-mnist")
+
+
+def short_recipe(**overrides: object) -> TrainingRecipe:
+    """Two short epochs on 1024 images: the training-loop and baseline tests' recipe."""
+    base = {"epochs": 2, "batch_size": 64, "lr": 0.05, "train_limit": 1024}
+    return TrainingRecipe.model_validate({**base, "max_steps_per_epoch": 6, **overrides})
 
 
 def preprocessing() -> Preprocessing:

@@ -13,18 +13,12 @@ from pathlib import Path
 import fashion
 import pytest
 from coreml_bench.config import ConfigError, check_local_paths, validate_config
-from coreml_bench.train.recipe import TrainingRecipe
 from helpers import run_snakemake, write_config
 
 
 @pytest.fixture(scope="module", autouse=True)
 def _fashion_mnist_installed() -> None:
     fashion.require_fashion_mnist()
-
-
-def _recipe(**overrides: object) -> TrainingRecipe:
-    base = {"epochs": 2, "batch_size": 64, "lr": 0.05, "train_limit": 1024}
-    return TrainingRecipe.model_validate({**base, "max_steps_per_epoch": 6, **overrides})
 
 
 def test_training_source_needs_training_data_and_the_files(tmp_path: Path) -> None:
@@ -64,7 +58,10 @@ def test_workflow_trains_the_baseline_then_compresses_it(tmp_path: Path) -> None
                 "id": "cnn",
                 "architecture": "fashion_cnn",
                 "num_classes": 10,
-                "source": {"kind": "train", "recipe": _recipe().model_dump(mode="json")},
+                "source": {
+                    "kind": "train",
+                    "recipe": fashion.short_recipe().model_dump(mode="json"),
+                },
             }
         ],
         "experiments": [

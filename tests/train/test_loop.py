@@ -21,11 +21,6 @@ def _fashion_mnist_installed() -> None:
     fashion.require_fashion_mnist()
 
 
-def _recipe(**overrides: object) -> TrainingRecipe:
-    base = {"epochs": 2, "batch_size": 64, "lr": 0.05, "train_limit": 1024}
-    return TrainingRecipe.model_validate({**base, "max_steps_per_epoch": 6, **overrides})
-
-
 def _train_set(recipe: TrainingRecipe) -> object:
     return training_dataset(fashion.training(), fashion.preprocessing(), recipe)
 
@@ -50,7 +45,7 @@ def _run(recipe: TrainingRecipe, checkpoints: Path, **kwargs: object) -> tuple[d
 
 
 def test_training_learns_and_a_killed_run_resumes_to_the_same_weights(tmp_path: Path) -> None:
-    recipe = _recipe(lr_warmup_epochs=1, label_smoothing=0.1)
+    recipe = fashion.short_recipe(lr_warmup_epochs=1, label_smoothing=0.1)
     straight, result = _run(recipe, tmp_path / "straight")
     assert [h["epoch"] for h in result["history"]] == [1, 2]
     assert result["history"][-1]["val_top1"] > 30  # 10 classes: chance is 10 %
@@ -69,9 +64,11 @@ def test_training_learns_and_a_killed_run_resumes_to_the_same_weights(tmp_path: 
         assert torch.equal(tensor, resumed[name]), name
 
     # Another seed changes the data order and so the weights; another recipe never resumes.
-    other, _ = _run(_recipe(lr_warmup_epochs=1, label_smoothing=0.1, seed=1), tmp_path / "s1")
+    other, _ = _run(
+        fashion.short_recipe(lr_warmup_epochs=1, label_smoothing=0.1, seed=1), tmp_path / "s1"
+    )
     assert not torch.equal(other["0.weight"], straight["0.weight"])
-    _, result = _run(_recipe(lr=0.02), tmp_path / "killed")
+    _, result = _run(fashion.short_recipe(lr=0.02), tmp_path / "killed")
     assert result["resumed_from_epoch"] == 0
 
 
@@ -83,7 +80,7 @@ def test_nan_loss_stops_with_a_clear_error_and_keeps_the_last_checkpoint(tmp_pat
     torch.manual_seed(0)
     model = build_model("fashion_cnn", 10)
     checkpoint = tmp_path / "last.pt"
-    recipe = _recipe()
+    recipe = fashion.short_recipe()
     with pytest.raises(TrainingDivergedError, match=r"loss is nan at epoch 2, step 1"):
         train(
             model,
