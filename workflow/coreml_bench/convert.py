@@ -64,6 +64,20 @@ def to_coreml(
     )
 
 
+def convert_spec(
+    network: Any, model: ModelSpec, conversion: ConversionSettings, method: str | None = None
+) -> Any:
+    """``network`` as the fp16 ML program of ``model``'s input, per the conversion settings
+    (``method`` overrides ``conversion.method``, e.g. trace for quantized activations)."""
+    return to_coreml(
+        network,
+        model.input_size,
+        in_channels=model.in_channels,
+        minimum_deployment_target=conversion.minimum_deployment_target,
+        method=method or conversion.method,
+    )
+
+
 def convert_model(
     *,
     model: ModelSpec,
@@ -78,13 +92,7 @@ def convert_model(
         torch_model = load_model(model.architecture, weights, model.num_classes)
     log.info("converting %s via torch.%s", model.id, conversion.method)
     with timer.section("convert"):
-        mlmodel = to_coreml(
-            torch_model,
-            model.input_size,
-            in_channels=model.in_channels,
-            minimum_deployment_target=conversion.minimum_deployment_target,
-            method=conversion.method,
-        )
+        mlmodel = convert_spec(torch_model, model, conversion)
     with timer.section("save"):
         save_atomic(mlmodel, package)
     record = {

@@ -13,7 +13,7 @@ from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
-from ..convert import ConversionSettings, to_coreml
+from ..convert import ConversionSettings, convert_spec
 from ..data import DataError, DataSelection, evaluation_loader, training_dataset
 from ..io import write_json_atomic
 from ..mlpackage.files import open_package, save_atomic
@@ -130,13 +130,7 @@ def compress_with_torch(
         torch_top1 = evaluate_top1(finalized, eval_loader, "cpu")
     method = entry.conversion_method or conversion.method
     with timer.section("convert"):
-        mlmodel = to_coreml(
-            finalized,
-            model.input_size,
-            in_channels=model.in_channels,
-            minimum_deployment_target=conversion.minimum_deployment_target,
-            method=method,
-        )
+        mlmodel = convert_spec(finalized, model, conversion, method)
     record = _save_and_record(mlmodel, entry, params, package, baseline_manifest, context, timer)
     record.update(
         {
