@@ -29,7 +29,13 @@ report: "workflow/report/workflow.rst"
 for path in workflow.configfiles:
     read_config_file(path)
 CFG = validate_config(config, coremltools_check=False)
-check_local_paths(CFG)
+# A dry run plans without the data (the whole paper, where ImageNet and COCO are elsewhere).
+MISSING_DATA = check_local_paths(CFG, planning_only=workflow.output_settings.dryrun)
+if MISSING_DATA:
+    logger.warning(
+        "dry run: these inputs are not on disk here; a real run stops on them:\n"
+        + "\n".join(MISSING_DATA)
+    )
 
 
 include: "workflow/rules/common.smk"

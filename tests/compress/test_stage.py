@@ -93,7 +93,9 @@ def test_training_time_rows_run_end_to_end(fashion_run: Path) -> None:
             )
             # The Core ML program, executed, scores what the finalized torch model scored
             # (fp16 activations move a few of the 200 images at most).
-            assert evaluation["metrics"]["top1"] == pytest.approx(manifest["torch_top1"], abs=1.5)
+            assert evaluation["metrics"]["top1"] == pytest.approx(
+                manifest["torch_accuracy"], abs=1.5
+            )
     trials = [
         json.loads(
             (fashion_run / f"results/compressed/cnn/dkm-2bit/trial{t}/manifest.json").read_text()
@@ -143,7 +145,7 @@ def test_epochs_are_streamed_to_mlflow_and_linked_from_the_variant_run(fashion_r
     )
     assert variant.data.tags["training_run_id"] == streamed.info.run_id
     assert [m.step for m in client.get_metric_history(variant.info.run_id, "val_top1")] == [1, 2]
-    assert "torch_top1" in variant.data.metrics
+    assert "torch_accuracy" in variant.data.metrics
 
 
 def test_a_killed_training_job_resumes_when_rerun(tmp_path: Path) -> None:

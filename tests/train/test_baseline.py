@@ -22,8 +22,13 @@ def _fashion_mnist_installed() -> None:
 
 
 def test_training_source_needs_training_data_and_the_files(tmp_path: Path) -> None:
-    model = {"id": "cnn", "architecture": "fashion_cnn", "source": {"kind": "train"}}
-    with pytest.raises(ConfigError, match=r"models\[0\].source: kind 'train' needs data.training"):
+    model = {
+        "id": "cnn",
+        "architecture": "fashion_cnn",
+        "source": {"kind": "train"},
+        "evaluation_data": {"kind": "fashion_mnist"},
+    }
+    with pytest.raises(ConfigError, match=r"models\[0\] \('cnn'\): \['source'\] need a training"):
         validate_config({"models": [model]})
     cfg = validate_config(
         {"models": [model], "data": {"training": {"kind": "fashion_mnist", "root": str(tmp_path)}}}

@@ -405,3 +405,22 @@ def import_package(
     }
     write_json_atomic(manifest, manifest_record)
     return manifest_record
+
+
+def download_config_file(
+    *, url: str, sha256: str | None, experiment: str, config: Path, manifest: Path
+) -> dict[str, object]:
+    """Stage download_compression_config: a published coremltools YAML config, verified."""
+    timer = StageTimer()
+    digest = download_url(url, config, sha256=sha256)
+    record = {
+        "stage": "download_compression_config",
+        "experiment": experiment,
+        "url": url,
+        "sha256": digest,
+        "bytes": Path(config).stat().st_size,
+        "verified": "sha256" if sha256 else _unpinned(url, digest),
+        "timing": timer.summary(),
+    }
+    write_json_atomic(manifest, record)
+    return record

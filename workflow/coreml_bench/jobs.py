@@ -20,7 +20,7 @@ from .compress import ALGORITHMS
 from .compress.stage import compress_package, compress_with_torch, torch_job_fingerprint
 from .convert import ConversionSettings, convert_model
 from .data import DATA_KINDS, DataSelection
-from .download import download_weights, import_package
+from .download import download_config_file, download_weights, import_package
 from .evaluate.stage import evaluate_package
 from .io import copy_atomic, read_json, write_json_atomic
 from .mlpackage.files import verify_package
@@ -102,8 +102,12 @@ def _training(smk: Any) -> Any:
 
 
 def _compression(smk: Any) -> Any:
+    """The algorithm's params; a published config file read from its downloaded copy."""
     compression = smk.params.compression
-    return ALGORITHMS[compression["algorithm"]].params.model_validate(compression)
+    params = ALGORITHMS[compression["algorithm"]].params.model_validate(compression)
+    if smk.input.get("config_yaml"):
+        params = params.with_config_file(Path(smk.input.config_yaml))
+    return params
 
 
 def _conversion(smk: Any) -> Any:
@@ -130,6 +134,26 @@ def download_weights_job(smk: Any) -> None:
     )
 
 
+def download_init_weights_job(smk: Any) -> None:
+    model = _model(smk)
+    download_weights(
+        model=model.model_copy(update={"source": model.source.init}),  # type: ignore[attr-defined]
+        weights=Path(smk.output.weights),
+        manifest=Path(smk.output.manifest),
+    )
+
+
+def download_compression_config_job(smk: Any) -> None:
+    source = smk.params.source
+    download_config_file(
+        url=source["url"],
+        sha256=source["sha256"],
+        experiment=smk.wildcards.experiment,
+        config=Path(smk.output.config),
+        manifest=Path(smk.output.manifest),
+    )
+
+
 def import_package_job(smk: Any) -> None:
     import_package(
         model=_model(smk),
@@ -150,6 +174,7 @@ def train_baseline_job(smk: Any) -> None:
         weights=Path(smk.output.weights),
         manifest=Path(smk.output.manifest),
         checkpoint_dir=Path(smk.params.checkpoint_dir),
+        init=Path(smk.input.init) if smk.input.get("init") else None,
     )
 
 
@@ -171,7 +196,7 @@ def check_torch_settings_job(smk: Any) -> None:
     check; the record says so.
     """
     compression = smk.params.compression
-    params = ALGORITHMS[compression["algorithm"]].params.model_validate(compression)
+    params = _compression(smk)
     check = getattr(params, "coremltools_config", None)
     config = None if check is None else check()
     write_json_atomic(
@@ -299,6 +324,8 @@ STAGES: dict[str, Callable[[Any], None]] = {
     "download_weights": download_weights_job,
     "import_package": import_package_job,
     "train_baseline": train_baseline_job,
+    "download_init_weights": download_init_weights_job,
+    "download_compression_config": download_compression_config_job,
     "convert": convert_job,
     "check_torch_settings": check_torch_settings_job,
     "compress": compress_job,

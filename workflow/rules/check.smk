@@ -1,4 +1,6 @@
 rule check_torch_settings:
+    input:
+        unpack(compression_config),
     output:
         "results/checks/torch_settings/{experiment}.json",
     log:

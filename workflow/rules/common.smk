@@ -21,6 +21,9 @@ TRAINED_MODELS = _id_pattern(m.id for m in CFG.models if m.source.kind == "train
 PUBLISHED_PACKAGES = _id_pattern(
     m.id for m in CFG.models if m.source.kind == "coreml_package"
 )
+INITIALISED_MODELS = _id_pattern(
+    m.id for m in CFG.models if m.source.kind == "train" and m.source.init is not None
+)
 DOWNLOADED_MODELS = _id_pattern(
     m.id for m in CFG.models if m.source.kind not in ("train", "coreml_package")
 )
@@ -32,6 +35,12 @@ CONVERTED_MODELS = _id_pattern(
 # compress the fp32 model before conversion (rule compress_torch).
 COREML_EXPERIMENTS = [e.id for e in CFG.experiments if e.algorithm().kind == "coreml"]
 TORCH_EXPERIMENTS = [e.id for e in CFG.experiments if e.algorithm().kind == "torch"]
+# Torch-side experiments whose coremltools config is a published file (by URL).
+PUBLISHED_CONFIG_EXPERIMENTS = [
+    e.id
+    for e in CFG.experiments
+    if getattr(getattr(e.compression, "config_yaml", None), "url", None)
+]
 VARIANT = "{model}/{experiment}/trial{trial}"
 # Whether profile jobs time work on the machine they run on (then they claim every core).
 PROFILER_TIMES_THIS_HOST = CFG.profiler().times_this_host
@@ -104,6 +113,25 @@ def evaluation_weights(wildcards):
 def evaluation_data(wildcards):
     """The evaluation data of one model's jobs: its own set where it has one."""
     return CFG.evaluation_params(wildcards.model)
+
+
+def compression_config(wildcards):
+    """The downloaded copy of an experiment's published coremltools config, if it has one."""
+    if wildcards.experiment in PUBLISHED_CONFIG_EXPERIMENTS:
+        return {"config_yaml": f"results/configs/{wildcards.experiment}/config.yaml"}
+    return {}
+
+
+def init_weights(wildcards):
+    """The checkpoint a trained baseline starts from, where its source names one."""
+    if CFG.model(wildcards.model).source.init is not None:
+        return {"init": f"results/weights/init/{wildcards.model}.pth"}
+    return {}
+
+
+def training_data(wildcards):
+    """The training split of one model's jobs: its own where it has one."""
+    return CFG.training_params(wildcards.model)
 
 
 def model_params(wildcards):

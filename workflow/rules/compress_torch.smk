@@ -1,5 +1,6 @@
 rule compress_torch:
     input:
+        unpack(compression_config),
         weights="results/weights/{model}.pth",
         manifest="results/converted/{model}/fp16.json",
         settings_checked="results/checks/torch_settings/{experiment}.json",
@@ -23,7 +24,7 @@ rule compress_torch:
         recipe=finetune_recipe,
         model=model_params,
         data=evaluation_data,
-        training=CFG.training_params(),
+        training=training_data,
         conversion=CFG.conversion.model_dump(mode="json"),
         tracking=CFG.tracking.model_dump(mode="json"),
         study=CFG.study,

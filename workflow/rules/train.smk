@@ -1,4 +1,6 @@
 rule train_baseline:
+    input:
+        unpack(init_weights),
     output:
         weights="results/weights/{model}.pth",
         manifest="results/weights/{model}.json",
@@ -17,7 +19,7 @@ rule train_baseline:
     params:
         model=model_params,
         data=evaluation_data,
-        training=CFG.training_params(),
+        training=training_data,
         # Outside the outputs on purpose: a failed or killed job keeps them to resume from.
         checkpoint_dir=lambda wildcards: f"results/checkpoints/{wildcards.model}/baseline",
     script:

@@ -87,7 +87,7 @@ def collect(
                 },
                 # The finalized torch model's top-1 (torch-side algorithms only): what training
                 # reached, beside the Core ML artifact's own accuracy.
-                "torch_top1": manifest.get("torch_top1"),
+                "torch_accuracy": manifest.get("torch_accuracy"),
                 "parameters": profile["static"]["parameters"],
                 "macs": profile["static"]["macs"],
             }
@@ -116,9 +116,9 @@ def summary_table(records: list[dict[str, Any]]) -> Any:
                 "Metric": first["metric"],
                 "Top-5": _mean_std(group["top5"].tolist()) if group["top5"].notna().all() else "",
                 "Size (MB)": f"{group['package_mb'].mean():.2f}",
-                "Torch Top-1": (
-                    _mean_std(group["torch_top1"].tolist())
-                    if group["torch_top1"].notna().all()
+                "Torch Accuracy": (
+                    _mean_std(group["torch_accuracy"].tolist())
+                    if group["torch_accuracy"].notna().all()
                     else ""
                 ),
                 "Trials": len(group),

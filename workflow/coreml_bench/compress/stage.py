@@ -14,14 +14,15 @@ from pathlib import Path
 from typing import Any
 
 from ..convert import ConversionSettings, convert_spec
-from ..data import DataError, DataSelection, evaluation_loader, training_dataset
+from ..data import DataSelection
 from ..io import write_json_atomic
 from ..mlpackage.files import open_package, save_atomic
 from ..models import ModelSpec, load_model
 from ..provenance import StageTimer
 from ..schema_base import StrictModel
-from ..train.loop import EpochCallback, evaluate_top1, train
+from ..train.loop import EpochCallback, train
 from ..train.recipe import TrainingRecipe, job_fingerprint
+from ..train.tasks import bind_task
 from .record import compression_record
 from .registry import ALGORITHMS, Algorithm
 from .torch_side import TorchCompressionJob
@@ -90,44 +91,39 @@ def compress_with_torch(
     with timer.section("load"):
         torch_model = load_model(model.architecture, weights, model.num_classes)
         example = torch.rand(*model.example_shape())
-        eval_loader = evaluation_loader(evaluation, model.preprocessing)
-
-    def training_set(run_recipe: TrainingRecipe) -> Any:
-        if training is None:
-            raise DataError("training needs data.training (a training split); it is not set")
-        return training_dataset(training, model.preprocessing, run_recipe)
-
     if recipe is not None and fingerprint is None:
         fingerprint = torch_job_fingerprint(
             params=params, recipe=recipe, model=model, evaluation=evaluation,
             training=training, weights=weights,
         )  # fmt: skip
+    with bind_task(model, training, evaluation) as task:
 
-    def fine_tune(prepared: Any, step: Callable[[], None]) -> dict[str, Any]:
-        assert recipe is not None
-        return train(
-            prepared,
-            fingerprint=fingerprint,
-            recipe=recipe,
-            train_set=training_set(recipe),
-            eval_loader=eval_loader,
-            checkpoint_dir=checkpoint_dir,
-            on_epoch_end=on_epoch_end,
-            on_step=step,
-            progress=progress,
+        def fine_tune(prepared: Any, step: Callable[[], None]) -> dict[str, Any]:
+            assert recipe is not None
+            return train(
+                prepared,
+                fingerprint=fingerprint,
+                recipe=recipe,
+                checkpoint_dir=checkpoint_dir,
+                on_epoch_end=on_epoch_end,
+                on_step=step,
+                progress=progress,
+                **task.loop_arguments(recipe),
+            )
+
+        job = TorchCompressionJob(
+            params=params,
+            model=torch_model,
+            example=example,
+            training_set=task.training_set,
+            train=fine_tune,
         )
-
-    job = TorchCompressionJob(
-        params=params,
-        model=torch_model,
-        example=example,
-        training_set=training_set,
-        train=fine_tune,
-    )
-    log.info("applying %s %s (torch side)", params.algorithm, params.label())  # type: ignore[attr-defined]
-    with timer.section("compress"):
-        finalized = entry.compress_torch(job).cpu().eval()
-        torch_top1 = evaluate_top1(finalized, eval_loader, "cpu")
+        log.info("applying %s %s (torch side)", params.algorithm, params.label())  # type: ignore[attr-defined]
+        with timer.section("compress"):
+            finalized = entry.compress_torch(job).cpu().eval()
+            # The finalized torch model on the evaluation set: what training achieved, for
+            # comparison with the Core ML artifact's accuracy in the evaluation stage.
+            torch_accuracy = task.validate(finalized, "cpu")[task.metric]
     method = entry.conversion_method or conversion.method
     with timer.section("convert"):
         mlmodel = convert_spec(finalized, model, conversion, method)
@@ -136,9 +132,8 @@ def compress_with_torch(
         {
             "conversion_method": method,
             "recipe": recipe.model_dump(mode="json") if recipe is not None else None,
-            # The finalized torch model on the evaluation set: what training achieved, for
-            # comparison with the Core ML artifact's accuracy in the evaluation stage.
-            "torch_top1": torch_top1,
+            "torch_accuracy": torch_accuracy,
+            "torch_metric": task.metric,
             "history": job.training.get("history", []),
             "resumed_from_epoch": job.training.get("resumed_from_epoch"),
             "device": job.training.get("device", "cpu"),

@@ -24,7 +24,8 @@ from typing import TYPE_CHECKING, Any, ClassVar, Literal
 from pydantic import Field, ValidationInfo, model_validator
 
 from ..models import weight_module_types
-from ..schema_base import StrictModel
+from ..models.sources import UNPINNED, DownloadUrl
+from ..schema_base import Sha256, StrictModel
 from ..train.recipe import TrainingRecipe
 from .common import (
     MAX_CHANNEL_BLOCK,
@@ -45,13 +46,25 @@ Granularity = Literal["per_tensor", "per_grouped_channel"]
 COREMLTOOLS_CHECK = "check_with_coremltools"
 
 
+class PublishedConfigFile(StrictModel):
+    """A coremltools YAML config by URL, as Apple links one behind each training-time row.
+
+    Rule ``download_compression_config`` fetches it once into results/configs/, checks the
+    sha256 and records where it came from; the torch-side jobs then read that copy.
+    """
+
+    url: DownloadUrl
+    sha256: Sha256 | None = Field(default=None, description=f"sha256 of the file; {UNPINNED}")
+
+
 class TorchParams(StrictModel):
     """Shared by every torch-side algorithm: a coremltools YAML file may replace the fields."""
 
-    config_yaml: Path | None = Field(
+    config_yaml: Path | PublishedConfigFile | None = Field(
         default=None,
         description="coremltools' own YAML config for this algorithm (<Algorithm>Config."
-        "from_yaml); when set, it replaces the algorithm fields of this entry",
+        "from_yaml), a path or {url, sha256}; when set, it replaces the algorithm fields of "
+        "this entry",
     )
 
     # The coremltools config class, "module.Name" (imported only when used).
@@ -69,12 +82,23 @@ class TorchParams(StrictModel):
     def coremltools_config(self) -> Any:
         """The coremltools config object, validated by coremltools itself."""
         cls = self.config_class()
+        if isinstance(self.config_yaml, PublishedConfigFile):
+            raise ValueError(
+                f"config_yaml {self.config_yaml.url} is read from its downloaded copy "
+                "(rule download_compression_config); use with_config_file(path)"
+            )
         if self.config_yaml is not None:
             return cls.from_yaml(str(self.config_yaml))
         return cls.from_dict(self.coremltools_dict())
 
+    def with_config_file(self, path: Path) -> TorchParams:
+        """These settings reading the downloaded copy of a published config file."""
+        return self.model_copy(update={"config_yaml": Path(path)})
+
     @model_validator(mode="after")
     def _coremltools_accepts_it(self, info: ValidationInfo) -> TorchParams:
+        if isinstance(self.config_yaml, PublishedConfigFile):
+            return self  # checked by rule check_torch_settings, once downloaded
         if self.config_yaml is not None and not self.config_yaml.is_file():
             raise ValueError(f"config_yaml {str(self.config_yaml)!r} is not a file")
         if not (info.context or {}).get(COREMLTOOLS_CHECK, True):

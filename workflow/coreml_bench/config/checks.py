@@ -10,6 +10,7 @@ from typing import TYPE_CHECKING
 
 from ..convert import TARGET_RANK
 from ..data import DATA_KINDS
+from ..data.transforms import DETECTION_AUGMENTATIONS
 from ..evaluate import EVALUATORS
 from ..evaluate.registry import AUTO_ELSEWHERE, AUTO_ON_MACOS
 from ..models import ARCHITECTURES
@@ -32,18 +33,6 @@ def evaluation_backend(cfg: WorkflowConfig) -> str:
 
 def cross_checks(cfg: WorkflowConfig) -> list[str]:
     problems = []
-    for i, model in enumerate(cfg.models):
-        if model.source.kind == "train" and cfg.data.training is None:
-            problems.append(
-                f"models[{i}].source: kind 'train' needs data.training (a training split)"
-            )
-    for i, exp in enumerate(cfg.experiments):
-        needs_data = getattr(exp.compression, "needs_training_data", lambda: False)()
-        if needs_data and cfg.data.training is None:
-            problems.append(
-                f"experiments[{i}].compression: {exp.compression.algorithm!r} needs "
-                "data.training (training or calibration images)"
-            )
     for i, model in enumerate(cfg.models):
         problems += task_checks(i, model, cfg)
     problems += duplicates("models", [m.id for m in cfg.models])
@@ -71,38 +60,66 @@ def cross_checks(cfg: WorkflowConfig) -> list[str]:
     return problems
 
 
+def _trains(model: ModelConfig, cfg: WorkflowConfig) -> list[str]:
+    """What trains this model or reads its training split: 'source' and experiment ids."""
+    users = ["source"] if model.source.kind == "train" else []
+    users += [
+        e.id
+        for e in cfg.experiments
+        if e.applies_to(model.id) and getattr(e.compression, "needs_training_data", lambda: False)()
+    ]
+    return users
+
+
+def _data_fits(where: str, data: object, model: ModelConfig, task: str) -> list[str]:
+    """A data set of the model's task whose label space (where known) is the model's."""
+    kind = DATA_KINDS[data.kind]  # type: ignore[attr-defined]
+    if kind.task != task:
+        wanted = detection_kinds() if task == "detection" else "a classification kind"
+        return [
+            f"{where}: kind {data.kind!r} is {kind.task} data but model {model.id!r} "  # type: ignore[attr-defined]
+            f"({model.architecture}) is a {task} model; use {wanted}"
+        ]
+    classes = kind.num_classes(data)
+    num_classes = model.num_classes or ARCHITECTURES[model.architecture].num_classes
+    if classes is not None and classes != num_classes:
+        return [
+            f"{where}: kind {data.kind!r} has {classes} classes but model {model.id!r} "  # type: ignore[attr-defined]
+            f"predicts num_classes={num_classes}"
+        ]
+    return []
+
+
 def task_checks(i: int, model: ModelConfig, cfg: WorkflowConfig) -> list[str]:
-    """A detector needs detection data, a classifier must not get it; what a source allows."""
+    """Evaluation and training data of the model's task and classes; what a source allows."""
     problems = []
     task = ARCHITECTURES[model.architecture].task
     data = model.evaluation_data or cfg.data.evaluation
     where = f"models[{i}].evaluation_data" if model.evaluation_data else "data.evaluation"
-    data_task = DATA_KINDS[data.kind].task
-    if task == "detection" and data_task != "detection":
+    if task == "detection" and DATA_KINDS[data.kind].task != "detection":
+        where = f"{where} (set models[{i}].evaluation_data)"
+    problems += _data_fits(where, data, model, task)
+    users = _trains(model, cfg)
+    training = model.training_data or cfg.data.training
+    if users and training is None:
         problems.append(
-            f"models[{i}] ({model.id!r}) is a detector: {where} must be one of kinds "
-            f"{detection_kinds()}, got {data.kind!r} (set models[{i}].evaluation_data)"
+            f"models[{i}] ({model.id!r}): {users} need a training split: set "
+            f"models[{i}].training_data or data.training"
         )
-    if task != "detection" and data_task == "detection":
-        problems.append(
-            f"models[{i}] ({model.id!r}) is a classifier: {where} is detection data ({data.kind!r})"
-        )
+    if users and training is not None:
+        where = f"models[{i}].training_data" if model.training_data else "data.training"
+        problems += _data_fits(where, training, model, task)
     trains = [
         e.id for e in cfg.experiments if e.algorithm().kind == "torch" and e.applies_to(model.id)
     ]
-    if model.source.kind == "train" and task != "classification":
+    if trains and model.source.kind == "coreml_package":
         problems.append(
-            f"models[{i}].source: kind 'train' trains classifiers; {model.architecture!r} is "
-            f"a {task} model"
+            f"models[{i}] ({model.id!r}): torch-side experiments {trains} cannot run (a "
+            "published Core ML package has no torch checkpoint); restrict them with "
+            "experiments[].models"
         )
-    if trains and (task != "classification" or model.source.kind == "coreml_package"):
-        why = "a published Core ML package has no torch checkpoint"
-        if task != "classification":
-            why = f"the training loop is for classifiers, {model.architecture!r} is a {task} model"
-        problems.append(
-            f"models[{i}] ({model.id!r}): training-time experiments {trains} cannot run ({why}); "
-            "restrict them with experiments[].models"
-        )
+    if task == "detection":
+        problems += _detection_recipes(i, model, cfg)
     backend = cfg.evaluation.backend
     if (
         model.source.kind == "coreml_package"
@@ -113,6 +130,34 @@ def task_checks(i: int, model: ModelConfig, cfg: WorkflowConfig) -> list[str]:
             f"models[{i}].source: a published package has no checkpoint for evaluation.backend "
             f"{backend!r}; use 'mil-torch' or 'auto'"
         )
+    return problems
+
+
+def _detection_recipes(i: int, model: ModelConfig, cfg: WorkflowConfig) -> list[str]:
+    """A detector trains with its own loss: no classification crops, no logits to calibrate."""
+    problems = []
+    recipes = []
+    if model.source.kind == "train":
+        recipes.append((f"models[{i}].source.recipe", model.source.recipe))
+    for j, exp in enumerate(cfg.experiments):
+        if not exp.applies_to(model.id) or exp.algorithm().kind != "torch":
+            continue
+        if not exp.algorithm().fine_tunes and exp.compression.needs_training_data():
+            problems.append(
+                f"experiments[{j}].compression: {exp.compression.algorithm!r} calibrates with "
+                f"a classification loss; model {model.id!r} is a detector (restrict it with "
+                "experiments[].models)"
+            )
+        recipe = cfg.finetune_recipe(model.id, exp.id, 1)
+        if recipe is not None:
+            recipes.append((f"experiments[{j}] on {model.id!r}: the recipe", recipe))
+    for where, recipe in recipes:
+        augmentation = recipe["augmentation"] if isinstance(recipe, dict) else recipe.augmentation
+        if augmentation not in DETECTION_AUGMENTATIONS:
+            problems.append(
+                f"{where}.augmentation: {augmentation!r} is for classifiers; a detector takes "
+                f"one of {list(DETECTION_AUGMENTATIONS)}"
+            )
     return problems
 
 
@@ -136,11 +181,9 @@ def local_path_problems(cfg: WorkflowConfig) -> list[str]:
     """Paths the run will read must exist before any job starts (not just when it gets there)."""
     problems = []
     data_sets = [("data.evaluation", cfg.data.evaluation), ("data.training", cfg.data.training)]
-    data_sets += [
-        (f"models[{i}].evaluation_data", m.evaluation_data)
-        for i, m in enumerate(cfg.models)
-        if m.evaluation_data is not None
-    ]
+    for i, m in enumerate(cfg.models):
+        data_sets += [(f"models[{i}].evaluation_data", m.evaluation_data)]
+        data_sets += [(f"models[{i}].training_data", m.training_data)]
     for where, data in data_sets:
         if data is None:
             continue

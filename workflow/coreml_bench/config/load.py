@@ -30,11 +30,16 @@ def validate_config(raw: Mapping[str, Any], *, coremltools_check: bool = True) -
         raise ConfigError(format_validation_error(error)) from None
 
 
-def check_local_paths(cfg: WorkflowConfig) -> None:
-    """Paths the run will read must exist before any job starts (not just when it gets there)."""
+def check_local_paths(cfg: WorkflowConfig, *, planning_only: bool = False) -> list[str]:
+    """Paths the run will read must exist before any job starts (not just when it gets there).
+
+    ``planning_only`` (a dry run) returns the problems instead of raising: a plan of the whole
+    paper must build where ImageNet and COCO are not (yet) on disk.
+    """
     problems = local_path_problems(cfg)
-    if problems:
+    if problems and not planning_only:
         raise ConfigError("invalid config:\n" + "\n".join(problems))
+    return problems
 
 
 def load_config(path: Path, *, coremltools_check: bool = True) -> WorkflowConfig:

@@ -11,7 +11,7 @@ from ..models import ARCHITECTURES, ModelSpec
 from ..models.sources import WeightsSource
 from ..schema_base import Identifier, StrictModel
 from ..train.recipe import TrainingRecipe
-from .data import EvaluationData
+from .data import EvaluationData, TrainingData
 
 
 class ModelConfig(StrictModel):
@@ -29,6 +29,11 @@ class ModelConfig(StrictModel):
         default=None,
         description="this model's evaluation set (e.g. COCO for a detector); "
         "defaults to data.evaluation",
+    )
+    training_data: TrainingData | None = Field(  # type: ignore[valid-type]
+        default=None,
+        description="this model's training split (e.g. COCO train2017 for a detector); "
+        "defaults to data.training",
     )
     preprocessing: Preprocessing | None = Field(
         default=None, description="defaults to the architecture's own preprocessing"

@@ -95,8 +95,12 @@ class WorkflowConfig(StrictModel):
             "limit": self.data.limit,
         }
 
-    def training_params(self) -> dict[str, Any] | None:
-        training = self.data.training
+    def training_set(self, model_id: str) -> Any:
+        """This model's training split: its own, or data.training (None: it has none)."""
+        return self.model(model_id).training_data or self.data.training
+
+    def training_params(self, model_id: str) -> dict[str, Any] | None:
+        training = self.training_set(model_id)
         return None if training is None else training.model_dump(mode="json")
 
     def finetune_recipe(self, model_id: str, experiment_id: str, trial: int) -> dict | None:

@@ -184,9 +184,113 @@ def _coco_images_class() -> type:
     return CocoImages
 
 
+@functools.cache
+def _coco_training_class() -> type:
+    """Defines CocoTrainingImages on first use (no torch import with this module)."""
+    import torch
+    from PIL import Image
+    from torchvision import tv_tensors
+    from torchvision.transforms import v2 as transforms
+
+    class CocoTrainingImages(torch.utils.data.Dataset):
+        """(image, dense targets) pairs for a detector: each image squashed to the input
+        square as in evaluation, optionally flipped with its boxes (torchvision v2 moves the
+        boxes with the pixels), then encoded by the architecture's ``encode`` function."""
+
+        def __init__(
+            self,
+            images: Path,
+            records: list[dict[str, Any]],
+            boxes: dict[int, list[tuple[list[float], int]]],
+            *,
+            input_size: int,
+            mean: Sequence[float],
+            std: Sequence[float],
+            flip: bool,
+            encode: Any,
+        ) -> None:
+            self.images, self.records, self.boxes = Path(images), records, boxes
+            self.input_size, self.encode = input_size, encode
+            steps: list[Any] = [
+                transforms.ToImage(),
+                transforms.Resize((input_size, input_size), antialias=True),
+            ]
+            if flip:
+                steps.append(transforms.RandomHorizontalFlip())
+            steps += [
+                transforms.ToDtype(torch.float32, scale=True),
+                transforms.Normalize(list(mean), list(std)),
+            ]
+            self.transform = transforms.Compose(steps)
+
+        def __len__(self) -> int:
+            return len(self.records)
+
+        def __getitem__(self, index: int) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+            record = self.records[index]
+            with Image.open(self.images / record["file_name"]) as image:
+                width, height = image.size
+                objects = self.boxes.get(int(record["id"]), [])
+                xywh = torch.tensor([box for box, _ in objects], dtype=torch.float32)
+                boxes = tv_tensors.BoundingBoxes(
+                    xywh.reshape(-1, 4), format="XYWH", canvas_size=(height, width)
+                )
+                pixels, boxes = self.transform(image.convert("RGB"), boxes)
+            xyxy = transforms.functional.convert_bounding_box_format(
+                boxes, new_format=tv_tensors.BoundingBoxFormat.XYXY
+            )
+            labels = torch.tensor([channel for _, channel in objects], dtype=torch.long)
+            return pixels, self.encode(xyxy.as_subclass(torch.Tensor), labels)
+
+    CocoTrainingImages.__module__ = __name__
+    CocoTrainingImages.__qualname__ = "CocoTrainingImages"
+    return CocoTrainingImages
+
+
+def coco_training_dataset(
+    images: Path,
+    annotations: Path,
+    *,
+    input_size: int,
+    mean: Sequence[float],
+    std: Sequence[float],
+    flip: bool,
+    encode: Any,
+    limit: int | None = None,
+) -> torch.utils.data.Dataset:
+    """The first ``limit`` images (by id) of a COCO instances file as training pairs.
+
+    Crowd regions (``iscrowd``) are not objects to learn: COCO's own evaluation ignores them.
+    Class channel i is category ``category_ids(annotations)[i]``, as in evaluation.
+    """
+    images = _check_images_folder(images)
+    data = load_instances(annotations)
+    records = _selected_images(data, images, Path(annotations), limit)
+    channel = {cid: i for i, cid in enumerate(sorted(int(c["id"]) for c in data["categories"]))}
+    boxes: dict[int, list[tuple[list[float], int]]] = {}
+    for item in data["annotations"]:
+        if item.get("iscrowd", 0):
+            continue
+        boxes.setdefault(int(item["image_id"]), []).append(
+            ([float(v) for v in item["bbox"]], channel[int(item["category_id"])])
+        )
+    return _coco_training_class()(
+        images,
+        records,
+        boxes,
+        input_size=input_size,
+        mean=mean,
+        std=std,
+        flip=flip,
+        encode=encode,
+    )
+
+
 def __getattr__(name: str) -> Any:
     if name == "CocoImages":
         return _coco_images_class()
+    if name == "CocoTrainingImages":
+        return _coco_training_class()
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 

@@ -33,6 +33,10 @@ class ImageFolderData(StrictModel):
     path: Path
 
 
+class ImageFolderTrainingData(ImageFolderData):
+    """An ImageNet-style training folder (e.g. ILSVRC2012 ``train/``: one folder per wnid)."""
+
+
 class ImageNetFlatData(StrictModel):
     """ImageNet validation images in one folder (ILSVRC2012_val_00000001.JPEG, ...) + labels."""
 
@@ -66,6 +70,10 @@ class CocoData(StrictModel):
     annotations: Path = Field(description="instances json, e.g. instances_val2017.json")
 
 
+class CocoTrainingData(CocoData):
+    """COCO-style training data, e.g. train2017 with instances_train2017.json."""
+
+
 class DeepForestSampleData(StrictModel):
     """Offline detection sample: two real aerial images with 98 tree boxes (one category),
     read from the deepforest wheel that ``bash envs/install.sh`` downloads, scored as COCO."""
@@ -74,6 +82,11 @@ class DeepForestSampleData(StrictModel):
     wheel_dir: Path = Field(
         default=Path(".venv/fixtures"), description="folder holding deepforest-*.whl"
     )
+
+
+class DeepForestTrainingData(DeepForestSampleData):
+    """The deepforest sample as training data (the same two images: a path check, not a
+    benchmark)."""
 
 
 # ---------------------------------------------------------------------------------- checks
@@ -151,6 +164,22 @@ def _deepforest_files(params: DeepForestSampleData, scratch: Path) -> tuple[Path
     return deepforest_sample(params.wheel_dir, scratch)
 
 
+def _folder_classes(params: ImageFolderData) -> int | None:
+    """1000 for wnid-named folders (canonical ImageNet indices), else the folder count."""
+    from .imagenet import imagenet_synsets
+
+    try:
+        names = [p.name for p in params.path.iterdir() if p.is_dir() and not p.name.startswith(".")]
+    except OSError:  # not there (yet), or not a folder: the path check says so
+        return None
+    synsets = set(imagenet_synsets())
+    if names and all(name in synsets for name in names):
+        return len(synsets)
+    return len(names) or None
+
+
+IMAGENET_CLASSES = 1000
+
 # ------------------------------------------------------------------------------- registry
 
 DATA_KINDS.add(
@@ -160,6 +189,7 @@ DATA_KINDS.add(
         "classification",
         "20 real ImageNet validation images from the foolbox wheel (offline)",
         dataset=_foolbox_dataset,
+        num_classes=lambda p: IMAGENET_CLASSES,
     ),
 )
 DATA_KINDS.add(
@@ -170,6 +200,8 @@ DATA_KINDS.add(
         "class folders (WordNet ids map to canonical ImageNet indices)",
         check=lambda p: _folders_and_files({"path": p.path}, {}),
         dataset=_folder_dataset,
+        training_params=ImageFolderTrainingData,
+        num_classes=_folder_classes,
     ),
 )
 DATA_KINDS.add(
@@ -180,6 +212,7 @@ DATA_KINDS.add(
         "ILSVRC2012_val_*.JPEG in one folder + devkit or '<file> <index>' labels",
         check=lambda p: _folders_and_files({"images": p.images}, {"labels": p.labels}),
         dataset=_flat_dataset,
+        num_classes=lambda p: IMAGENET_CLASSES,
     ),
 )
 DATA_KINDS.add(
@@ -191,6 +224,7 @@ DATA_KINDS.add(
         check=_check_fashion_mnist,
         dataset=_fashion_dataset,
         training_params=FashionMnistTrainingData,
+        num_classes=lambda p: 10,
     ),
 )
 DATA_KINDS.add(
@@ -201,6 +235,7 @@ DATA_KINDS.add(
         "COCO images + instances json, scored by pycocotools (mAP@[.5:.95])",
         check=lambda p: _folders_and_files({"images": p.images}, {"annotations": p.annotations}),
         coco_files=_coco_files,
+        training_params=CocoTrainingData,
     ),
 )
 DATA_KINDS.add(
@@ -211,5 +246,7 @@ DATA_KINDS.add(
         "two real aerial images with 98 tree boxes from the deepforest wheel (offline)",
         check=_check_deepforest,
         coco_files=_deepforest_files,
+        training_params=DeepForestTrainingData,
+        num_classes=lambda p: 1,
     ),
 )

@@ -48,6 +48,7 @@ class DataKind:
     dataset: Callable[[Any, Any, int | None], Any] | None = None
     coco_files: Callable[[Any, Path], tuple[Path, Path]] | None = None
     training_params: type[StrictModel] | None = None
+    num_classes: Callable[[Any], int | None] = lambda params: None
 
     def __post_init__(self) -> None:
         reader = self.dataset if self.task == "classification" else self.coco_files

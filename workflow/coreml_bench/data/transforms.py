@@ -8,7 +8,10 @@ from pydantic import Field, field_validator, model_validator
 
 from ..schema_base import StrictModel
 
-Augmentation = Literal["none", "pad_crop_flip", "random_resized_crop_flip"]
+# "none" and "horizontal_flip" apply to detection too (the flip moves the boxes); the crops
+# are for classification only.
+Augmentation = Literal["none", "horizontal_flip", "pad_crop_flip", "random_resized_crop_flip"]
+DETECTION_AUGMENTATIONS = ("none", "horizontal_flip")
 
 
 class Preprocessing(StrictModel):
@@ -80,6 +83,8 @@ def train_transform(preprocessing: Preprocessing, augmentation: Augmentation) ->
             transforms.Resize(preprocessing.resize, interpolation=interpolation, antialias=True),
             transforms.CenterCrop(crop),
         ]
+        if augmentation == "horizontal_flip":
+            steps += [transforms.RandomHorizontalFlip()]
         if augmentation == "pad_crop_flip":
             # The small-image recipe (CIFAR / Fashion-MNIST): shift by up to 1/8 of the side.
             steps += [transforms.RandomCrop(crop, padding=max(1, crop // 8))]

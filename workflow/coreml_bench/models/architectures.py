@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Any
 
 from ..data.registry import Task
 from ..registry import Registry
-from .centernet import build_centernet, decode
+from .centernet import build_centernet, centernet_loss, decode, encode_targets
 
 log = logging.getLogger(__name__)
 
@@ -46,6 +46,11 @@ class Architecture:
     # Detection only: the network's output tensor → per-image boxes/scores/labels in input
     # pixels (see ``centernet.decode``).
     decode: Callable[..., list[dict[str, Any]]] | None = None
+    # Detection training: one image's boxes (input pixels) and class channels → dense targets
+    # (``encode_targets(boxes, labels, num_classes=, input_size=)``), and the loss of the
+    # network's output against a batch of them. Classifiers train with cross entropy.
+    encode_targets: Callable[..., dict[str, Any]] | None = None
+    loss: Callable[[Any, Any], Any] | None = None
     notes: str = field(default="")
 
 
@@ -109,6 +114,7 @@ ARCHITECTURES.add(
         in_channels=1,
         mean=(0.2860,),
         std=(0.3530,),
+        num_classes=10,
         notes="4 conv + 2 linear layers, 28×28×1 input; trained by the workflow",
     ),
 )
@@ -183,6 +189,8 @@ ARCHITECTURES.add(
         num_classes=80,
         adapt_checkpoint=_resnet_backbone_checkpoint,
         decode=_centernet_decode,
+        encode_targets=encode_targets,
+        loss=centernet_loss,
         notes="torchvision ResNet34 trunk, 3 conv+deconv upsampling stages to stride 4, "
         "heatmap/size/offset heads; output = [sigmoid(heatmap), size, offset] channels",
     ),

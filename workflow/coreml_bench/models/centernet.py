@@ -100,3 +100,106 @@ def decode(output: torch.Tensor, *, top_k: int = 100, stride: int = OUTPUT_STRID
         boxes = torch.stack([cx - w / 2, cy - h / 2, cx + w / 2, cy + h / 2], dim=1) * stride
         results.append({"boxes": boxes, "scores": scores[i], "labels": labels[i]})
     return results
+
+
+# ------------------------------------------------------------------------------- training
+# Loss weights of the paper (section 4): focal heatmap 1, size 0.1, offset 1.
+SIZE_LOSS_WEIGHT = 0.1
+OFFSET_LOSS_WEIGHT = 1.0
+# CornerNet's penalty-reduced focal loss exponents, which CenterNet reuses.
+FOCAL_ALPHA = 2
+FOCAL_BETA = 4
+# The IoU a box shifted within the Gaussian's radius still has with the ground truth.
+MIN_OVERLAP = 0.7
+
+
+def gaussian_radius(height: float, width: float, min_overlap: float = MIN_OVERLAP) -> float:
+    """The largest corner shift that keeps IoU ≥ ``min_overlap`` (CornerNet's three cases).
+
+    Solves the quadratic of each case (both corners inside, both outside, one each) and takes
+    the smallest root, as the CenterNet reference does.
+    """
+    import math
+
+    def root(a: float, b: float, c: float) -> float:
+        return (b + math.sqrt(max(b * b - 4 * a * c, 0.0))) / 2
+
+    r1 = root(1, height + width, width * height * (1 - min_overlap) / (1 + min_overlap))
+    r2 = root(4, 2 * (height + width), (1 - min_overlap) * width * height)
+    r3 = root(
+        4 * min_overlap,
+        -2 * min_overlap * (height + width),
+        (min_overlap - 1) * width * height,
+    )
+    return min(r1, r2, r3)
+
+
+def encode_targets(
+    boxes: torch.Tensor,
+    labels: torch.Tensor,
+    *,
+    num_classes: int,
+    input_size: int,
+    stride: int = OUTPUT_STRIDE,
+) -> dict[str, torch.Tensor]:
+    """Dense training targets for one image from boxes (K, 4) x1 y1 x2 y2 in input pixels.
+
+    ``heatmap`` (C, H, W) holds a Gaussian per object at its centre cell (element-wise max where
+    objects overlap); ``size`` and ``offset`` (2, H, W) hold the box size (output cells) and the
+    sub-cell centre offset at each centre, where ``mask`` (H, W) is 1.
+    """
+    import math
+
+    import torch
+
+    side = input_size // stride
+    heatmap = torch.zeros(num_classes, side, side)
+    size = torch.zeros(2, side, side)
+    offset = torch.zeros(2, side, side)
+    mask = torch.zeros(side, side)
+    ys, xs = torch.meshgrid(torch.arange(side), torch.arange(side), indexing="ij")
+    for box, label in zip(boxes.tolist(), labels.tolist(), strict=True):
+        x1, y1, x2, y2 = (v / stride for v in box)
+        width, height = x2 - x1, y2 - y1
+        if width <= 0 or height <= 0:
+            continue
+        cx, cy = (x1 + x2) / 2, (y1 + y2) / 2
+        ix, iy = min(int(cx), side - 1), min(int(cy), side - 1)
+        radius = max(0, int(gaussian_radius(math.ceil(height), math.ceil(width))))
+        sigma = (2 * radius + 1) / 6
+        blob = torch.exp(-((xs - ix) ** 2 + (ys - iy) ** 2) / (2 * sigma * sigma))
+        blob[(xs - ix).abs() > radius] = 0
+        blob[(ys - iy).abs() > radius] = 0
+        heatmap[label] = torch.maximum(heatmap[label], blob)
+        size[:, iy, ix] = torch.tensor([width, height])
+        offset[:, iy, ix] = torch.tensor([cx - ix, cy - iy])
+        mask[iy, ix] = 1.0
+    return {"heatmap": heatmap, "size": size, "offset": offset, "mask": mask}
+
+
+def centernet_loss(output: torch.Tensor, targets: dict[str, torch.Tensor]) -> torch.Tensor:
+    """Focal heatmap loss + 0.1 × L1 size + L1 offset, each normalised by the object count.
+
+    ``output`` is the network's stacked (N, C + 4, H, W) tensor (heatmap already a sigmoid);
+    ``targets`` are :func:`encode_targets`' tensors stacked over the batch.
+    """
+    import torch
+
+    classes = output.shape[1] - 4
+    # fp32 for the logs and powers: under mixed precision fp16 underflows near 0 and 1.
+    predicted = output[:, :classes].float().clamp(1e-4, 1 - 1e-4)
+    size, offset = output[:, classes:-2].float(), output[:, -2:].float()
+    heatmap = targets["heatmap"]
+    positive = heatmap.eq(1).float()
+    negative_weight = (1 - heatmap).pow(FOCAL_BETA)
+    positive_loss = torch.log(predicted) * (1 - predicted).pow(FOCAL_ALPHA) * positive
+    negative_loss = (
+        torch.log(1 - predicted) * predicted.pow(FOCAL_ALPHA) * negative_weight * (1 - positive)
+    )
+    objects = positive.sum().clamp(min=1.0)
+    focal = -(positive_loss.sum() + negative_loss.sum()) / objects
+    mask = targets["mask"][:, None]
+    centres = mask.sum().clamp(min=1.0)
+    size_loss = ((size - targets["size"]).abs() * mask).sum() / centres
+    offset_loss = ((offset - targets["offset"]).abs() * mask).sum() / centres
+    return focal + SIZE_LOSS_WEIGHT * size_loss + OFFSET_LOSS_WEIGHT * offset_loss

@@ -87,11 +87,23 @@ class RandomInitSource(StrictModel):
     seed: int = Field(default=0, ge=0, le=2**63 - 1)
 
 
+InitWeights = Annotated[
+    TorchvisionSource | UrlSource | LocalFileSource | PackageSource, Field(discriminator="kind")
+]
+
+
 class TrainSource(StrictModel):
-    """The workflow trains the fp32 baseline itself, on ``data.training``, with this recipe."""
+    """The workflow trains the fp32 baseline itself, on the model's training data (its
+    ``training_data`` or ``data.training``), with this recipe."""
 
     kind: Literal["train"] = "train"
     recipe: TrainingRecipe = TrainingRecipe()
+    init: InitWeights | None = Field(
+        default=None,
+        description="weights training starts from (downloaded and checked like any source): "
+        "the whole network's, or a backbone's where the architecture adapts it (CenterNet "
+        "from torchvision's ResNet34, as the seeds do); default: seeded random",
+    )
 
 
 class CoreMLPackageSource(StrictModel):

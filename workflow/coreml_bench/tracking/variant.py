@@ -36,8 +36,8 @@ def variant_metrics(
     for key, value in profile["latency"].items():
         if key.endswith("_ms"):
             metrics[key] = value
-    if manifest.get("torch_top1") is not None:
-        metrics["torch_top1"] = manifest["torch_top1"]
+    if manifest.get("torch_accuracy") is not None:
+        metrics["torch_accuracy"] = manifest["torch_accuracy"]
     return metrics
 
 

@@ -6,13 +6,14 @@ from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
-from ..data import DataSelection, evaluation_loader, training_dataset
+from ..data import DataSelection
 from ..io import save_with, sha256_file, write_json_atomic
-from ..models import ModelSpec, build_model
+from ..models import ModelSpec, build_model, load_model
 from ..provenance import StageTimer, package_versions
 from ..schema_base import StrictModel
 from .loop import train
 from .recipe import TrainingRecipe, job_fingerprint
+from .tasks import bind_task
 
 
 def train_baseline(
@@ -24,37 +25,43 @@ def train_baseline(
     weights: Path,
     manifest: Path,
     checkpoint_dir: Path,
+    init: Path | None = None,
     progress: bool = True,
 ) -> dict[str, Any]:
-    """Train from a seeded initialisation; save the state_dict and the weights manifest."""
+    """Train from a seeded initialisation, or from ``init`` (a checkpoint of the network or,
+    for a detector, of its backbone); save the state_dict and the weights manifest."""
     import torch
 
     timer = StageTimer()
     fingerprint = job_fingerprint(
         recipe,
-        weights=None,
+        weights=init,
         model=model,
         training=training,
         evaluation={**asdict(evaluation), "source": evaluation.source.model_dump(mode="json")},
     )
     with timer.section("train"):
         torch.manual_seed(recipe.seed)
-        network = build_model(model.architecture, model.num_classes)
-        result = train(
-            network,
-            recipe=recipe,
-            train_set=training_dataset(training, model.preprocessing, recipe),
-            eval_loader=evaluation_loader(evaluation, model.preprocessing),
-            checkpoint_dir=checkpoint_dir,
-            progress=progress,
-            fingerprint=fingerprint,
-        )
+        if init is None:
+            network = build_model(model.architecture, model.num_classes)
+        else:
+            network = load_model(model.architecture, init, model.num_classes)
+        with bind_task(model, training, evaluation) as task:
+            result = train(
+                network,
+                recipe=recipe,
+                checkpoint_dir=checkpoint_dir,
+                progress=progress,
+                fingerprint=fingerprint,
+                **task.loop_arguments(recipe),
+            )
         save_with(lambda tmp: torch.save(network.state_dict(), tmp), Path(weights))
     record = {
         "stage": "train",
         "model": model.id,
         "kind": "train",
         "origin": f"trained by the workflow on {training.kind}",  # type: ignore[attr-defined]
+        "init_sha256": sha256_file(init) if init is not None else None,
         "sha256": sha256_file(Path(weights)),
         "bytes": Path(weights).stat().st_size,
         "recipe": recipe.model_dump(mode="json"),

@@ -125,6 +125,12 @@ def evaluate_top1(model: torch.nn.Module, loader: Any, device: str) -> float:
     return round(100.0 * correct / total, 4)
 
 
+def _to_device(targets: Any, device: str) -> Any:
+    if isinstance(targets, dict):
+        return {name: value.to(device) for name, value in targets.items()}
+    return targets.to(device)
+
+
 EpochCallback = Callable[[int, dict[str, float]], None]
 
 
@@ -133,8 +139,10 @@ def train(
     *,
     recipe: TrainingRecipe,
     train_set: Any,
-    eval_loader: Any,
+    eval_loader: Any = None,
     checkpoint_dir: Path,
+    criterion: Callable[[Any, Any], Any] | None = None,
+    validate: Callable[[torch.nn.Module, str], dict[str, float]] | None = None,
     on_epoch_end: EpochCallback | None = None,
     on_step: Callable[[], None] | None = None,
     progress: bool = True,
@@ -147,7 +155,12 @@ def train(
     step already done *before* the checkpoint's state is loaded, so the compressor's
     counters and module flags match the interrupted run and the saved tensors win.
 
-    Returns the per-epoch history (loss, learning rate, validation top-1) and whether and
+    ``criterion(output, targets)`` defaults to cross entropy (the recipe's label smoothing)
+    and ``validate(model, device)`` to top-1 on ``eval_loader``; a task binding
+    (``train.tasks``) gives both for other tasks (e.g. a detector's loss and mAP). Targets
+    may be tensors or dicts of tensors.
+
+    Returns the per-epoch history (loss, learning rate, validation metrics) and whether and
     from which epoch the run resumed.
     """
     import torch
@@ -162,7 +175,16 @@ def train(
     scheduler = _schedulers(optimizer, recipe)
     use_amp = recipe.amp and device == "cuda"
     scaler = torch.amp.GradScaler("cuda", enabled=use_amp)
-    criterion = torch.nn.CrossEntropyLoss(label_smoothing=recipe.label_smoothing)
+    if criterion is None:
+        criterion = torch.nn.CrossEntropyLoss(label_smoothing=recipe.label_smoothing)
+    if validate is None:
+        if eval_loader is None:
+            raise ValueError("train needs eval_loader or validate")
+        loader = eval_loader
+
+        def validate(network: torch.nn.Module, on: str) -> dict[str, float]:
+            return {"val_top1": evaluate_top1(network, loader, on)}
+
     checkpoint = Path(checkpoint_dir) / CHECKPOINT_NAME
     history: list[dict[str, float]] = []
     start_epoch = 0
@@ -217,7 +239,7 @@ def train(
         )
         for step in bar:
             images, labels = next(batches)
-            images, labels = images.to(device), labels.to(device)
+            images, labels = images.to(device), _to_device(labels, device)
             with torch.autocast(device_type=device, enabled=use_amp):
                 loss = criterion(model(images), labels)
             if not math.isfinite(loss.item()):
@@ -237,12 +259,12 @@ def train(
             "epoch": epoch + 1,
             "train_loss": round(loss_sum / steps, 6),
             "lr": optimizer.param_groups[0]["lr"],
-            "val_top1": evaluate_top1(model, eval_loader, device),
+            **validate(model, device),
         }
         scheduler.step()
         history.append(metrics)
         log.info("epoch %d/%d: %s", epoch + 1, recipe.epochs, metrics)
-        epochs.set_postfix(loss=metrics["train_loss"], top1=metrics["val_top1"])
+        epochs.set_postfix(metrics)
         _save_atomic(
             {
                 "fingerprint": fingerprint,

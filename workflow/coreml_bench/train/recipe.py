@@ -9,6 +9,7 @@ from typing import Any, Literal
 
 from pydantic import Field, model_validator
 
+from ..data.transforms import Augmentation
 from ..schema_base import StrictModel
 
 
@@ -27,7 +28,10 @@ class TrainingRecipe(StrictModel):
     lr_warmup_epochs: int = Field(default=0, ge=0)
     lr_warmup_decay: float = Field(default=0.01, gt=0, le=1, description="warm-up start factor")
     label_smoothing: float = Field(default=0.0, ge=0, lt=1)
-    augmentation: Literal["none", "pad_crop_flip", "random_resized_crop_flip"] = "pad_crop_flip"
+    augmentation: Augmentation = Field(
+        default="pad_crop_flip",
+        description="detection: none or horizontal_flip (boxes move with the pixels)",
+    )
     train_limit: int | None = Field(default=None, gt=0, description="train on the first N images")
     max_steps_per_epoch: int | None = Field(default=None, gt=0)
     seed: int = Field(default=0, ge=0, description="initialisation, data order, augmentation")
