@@ -49,6 +49,7 @@ include: "workflow/rules/evaluate.smk"
 include: "workflow/rules/profile.smk"
 include: "workflow/rules/track.smk"
 include: "workflow/rules/aggregate.smk"
+include: "workflow/rules/reference.smk"
 
 
 rule all:

@@ -314,6 +314,49 @@ def aggregate_job(smk: Any) -> None:
     )
 
 
+def reference_report_job(smk: Any) -> None:
+    from .reference.stage import compare_with_published
+    from .tracking.mlflow_store import ARTIFACT_ROOT, LOCK_PATH, log_study_table
+
+    if smk.params.reference is None:
+        raise ValueError(
+            "no model of this config has published rows (their display names are not in "
+            "reference.published), or reference.enabled is false: there is nothing to gate"
+        )
+    verdicts = compare_with_published(
+        rows=[TableRow.model_validate(row) for row in smk.params.rows],
+        manifests=[Path(p) for p in smk.input.manifests],
+        evaluations=[Path(p) for p in smk.input.evaluations],
+        profiles=[Path(p) for p in smk.input.profiles],
+        reference=smk.params.reference,
+        study=smk.params.study,
+        table_csv=Path(smk.output.csv),
+        table_md=Path(smk.output.markdown),
+    )
+    tracking = TrackingSettings.model_validate(smk.params.tracking)
+    if tracking.enabled:
+        statuses = [v.status for v in verdicts]
+        log_study_table(
+            tracking_uri=tracking.uri,
+            study=smk.params.study,
+            artifact_root=ARTIFACT_ROOT,
+            role="reference_gate",
+            records=[v.as_record() for v in verdicts],
+            metrics={
+                "gate_rows": len(verdicts),
+                **{f"gate_{s.replace(' ', '_')}": statuses.count(s) for s in set(statuses)},
+            },
+            files=[Path(smk.output.markdown)],
+            lock_path=LOCK_PATH,
+        )
+
+
+def check_job(smk: Any) -> None:
+    from .reference.stage import check_gate
+
+    check_gate(Path(smk.input.csv), Path(smk.output[0]))
+
+
 def publish_tables_job(smk: Any) -> None:
     """Copy the finished tables and plot into place, each atomically."""
     for name in ("csv", "markdown", "plot"):
@@ -335,6 +378,8 @@ STAGES: dict[str, Callable[[Any], None]] = {
     "track": track_job,
     "aggregate": aggregate_job,
     "publish_tables": publish_tables_job,
+    "reference_report": reference_report_job,
+    "check": check_job,
 }
 
 

@@ -42,6 +42,8 @@ PUBLISHED_CONFIG_EXPERIMENTS = [
     if getattr(getattr(e.compression, "config_yaml", None), "url", None)
 ]
 VARIANT = "{model}/{experiment}/trial{trial}"
+# What the reference gate reads; None where no model has published rows (no gate rules).
+REFERENCE = CFG.reference_params()
 # Whether profile jobs time work on the machine they run on (then they claim every core).
 PROFILER_TIMES_THIS_HOST = CFG.profiler().times_this_host
 # One script for all: coreml_bench.jobs dispatches on the name of the job's rule.
@@ -54,6 +56,8 @@ def final_outputs():
         "results/tables/summary.md",
         "results/plots/pareto.png",
     ]
+    if REFERENCE is not None:
+        outputs += ["results/reference/gate.md", "results/reference/gate.csv"]
     if CFG.tracking.enabled:
         outputs += [
             f"results/tracking/{m}/{e}/trial{t}.json" for m, e, t in CFG.variants()

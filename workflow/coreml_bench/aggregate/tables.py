@@ -71,6 +71,7 @@ def collect(
                 "metric": evaluation["metrics"]["metric"],
                 "top5": evaluation["metrics"].get("top5"),
                 "n_images": evaluation["metrics"]["n_images"],
+                "dataset_kind": evaluation.get("dataset", {}).get("kind", "unknown"),
                 "accuracy_backend": evaluation["backend"],
                 "latency_ms": latency["latency_median_ms"],
                 "latency_p90_ms": latency["latency_p90_ms"],

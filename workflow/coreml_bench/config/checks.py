@@ -38,6 +38,14 @@ def cross_checks(cfg: WorkflowConfig) -> list[str]:
     problems += duplicates("models", [m.id for m in cfg.models])
     problems += duplicates("experiments", [e.id for e in cfg.experiments])
     model_ids = {m.id for m in cfg.models}
+    experiment_ids = {e.id for e in cfg.experiments}
+    for i, row in enumerate(cfg.reference.rows):
+        if row.model not in model_ids:
+            problems.append(f"reference.rows[{i}].model: unknown model id {row.model!r}")
+        if row.experiment not in experiment_ids:
+            problems.append(
+                f"reference.rows[{i}].experiment: unknown experiment id {row.experiment!r}"
+            )
     target = cfg.conversion.minimum_deployment_target
     for i, exp in enumerate(cfg.experiments):
         if exp.models is not None and not exp.models:

@@ -23,6 +23,7 @@ from .data import DataConfig
 from .experiments import ExperimentConfig
 from .models import ModelConfig
 from .quickstart import quickstart_experiments, quickstart_models
+from .reference import ReferenceSettings
 from .resources import TrainingResources
 
 
@@ -40,6 +41,7 @@ class WorkflowConfig(StrictModel):
     profiling: ProfilingSettings = ProfilingSettings()
     tracking: TrackingSettings = TrackingSettings()
     training_resources: TrainingResources = TrainingResources()
+    reference: ReferenceSettings = ReferenceSettings()
 
     @model_validator(mode="after")
     def _cross_checks(self) -> WorkflowConfig:
@@ -118,6 +120,47 @@ class WorkflowConfig(StrictModel):
             trial,
         )
         return recipe.model_dump(mode="json")
+
+    def reference_params(self) -> dict[str, Any] | None:
+        """What the reference gate reads (plain JSON); None where no model of this config has
+        published rows (or the gate is off)."""
+        from ..reference import load_published
+
+        settings = self.reference
+        if not settings.enabled:
+            return None
+        try:
+            published = load_published(settings.published_path())
+        except (OSError, ValueError) as error:
+            raise ValueError(f"reference.published: {error}") from None
+        names = {row.model for row in published}
+        models = sorted({m.effective_display_name() for m in self.models} & names)
+        if not models:
+            return None
+        declared = []
+        for model_id, experiment_id in dict.fromkeys((m, e) for m, e, _ in self.variants()):
+            experiment, algorithm = self.experiment(experiment_id), None
+            algorithm = experiment.algorithm()
+            declared.append(
+                {
+                    "model": self.model(model_id).effective_display_name(),
+                    "config": experiment.effective_label(),
+                    "workflow": "n/a" if algorithm.is_baseline else algorithm.workflow,
+                    "model_id": model_id,
+                    "experiment_id": experiment_id,
+                }
+            )
+        return {
+            "published": str(settings.published_path()),
+            "models": models,
+            "declared": declared,
+            "weights": {m.id: m.source.kind for m in self.models},
+            "default": {
+                "ratio": settings.ratio_tolerance,
+                "accuracy_pp": settings.accuracy_tolerance_pp,
+            },
+            "rows": [row.model_dump(mode="json") for row in settings.rows],
+        }
 
     def table_rows(self) -> list[dict[str, Any]]:
         """Row order and labels for the tables: config order, one entry per variant."""

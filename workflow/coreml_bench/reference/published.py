@@ -1,6 +1,6 @@
 """The benchmark numbers Apple publishes in the coremltools optimization guide, as data.
 
-``config/reference/published.csv`` transcribes every row of the results tables of four pages
+``published.csv`` (beside this module) transcribes every row of the results tables of four pages
 of the guide (https://apple.github.io/coremltools/docs-guides/), as saved in the project's
 seed documents (``shared/seeds``: three Markdown sources and one rendered page):
 
@@ -31,7 +31,7 @@ from pydantic import Field, ValidationError, model_validator
 
 from ..schema_base import StrictModel
 
-DEFAULT_PUBLISHED = Path("config/reference/published.csv")
+DEFAULT_PUBLISHED = Path(__file__).with_name("published.csv")
 
 Page = Literal[
     "accuracy-and-performance",

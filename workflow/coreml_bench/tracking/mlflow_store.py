@@ -539,3 +539,54 @@ def streamed_epochs(
         logger.finish("FAILED")
         raise
     logger.finish()
+
+
+def log_study_table(
+    *,
+    tracking_uri: str,
+    study: str,
+    artifact_root: Path,
+    role: str,
+    records: Sequence[Mapping[str, Any]],
+    metrics: Mapping[str, float],
+    files: Sequence[Path] = (),
+    lock_path: Path | None = None,
+) -> str:
+    """One study-level run (e.g. the reference gate) holding ``records`` as an MLflow table.
+
+    Idempotent: a run with the same content is reused; a changed one replaces it (the old run
+    is tagged superseded, not deleted, so its history stays readable).
+    """
+    import pandas as pd
+
+    digest = json_digest(
+        {
+            "records": [dict(r) for r in records],
+            "metrics": dict(metrics),
+            "files": sorted([p.name, sha256_file(p)] for p in files),
+        }
+    )
+
+    def action(client: MlflowClient) -> str:
+        experiment_id = _get_or_create_experiment(client, study, artifact_root)
+        runs = list(_search_all(client, experiment_id, f"tags.`{ROLE_TAG}` = {_quote(role)}"))
+        same = [r.info.run_id for r in runs if r.data.tags.get(HASH_TAG) == digest]
+        for run in runs:
+            superseded = "false" if same and run.info.run_id == same[0] else "true"
+            if run.data.tags.get(SUPERSEDED_TAG, "false") != superseded:
+                client.set_tag(run.info.run_id, SUPERSEDED_TAG, superseded)
+        if same:
+            return str(same[0])
+        run = client.create_run(
+            experiment_id, run_name=role, tags={ROLE_TAG: role, HASH_TAG: digest}
+        )
+        run_id = str(run.info.run_id)
+        client.log_table(run_id, data=pd.DataFrame(list(records)), artifact_file=f"{role}.json")
+        for key, value in metrics.items():
+            client.log_metric(run_id, key, float(value))
+        for path in files:
+            client.log_artifact(run_id, str(path))
+        client.set_terminated(run_id, "FINISHED")
+        return run_id
+
+    return _with_locked_client(tracking_uri, lock_path, action)
