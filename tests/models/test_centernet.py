@@ -52,3 +52,41 @@ def test_centernet_decoding_gives_boxes_in_image_coordinates(tmp_path: Path) -> 
         )  # fmt: skip
     scores = coco_map(annotations, detections)
     assert scores["map"] == pytest.approx(1.0)
+
+
+def test_targets_put_a_unit_peak_at_each_centre_with_its_size_and_offset() -> None:
+    from coreml_bench.models.centernet import encode_targets, gaussian_radius
+
+    boxes = torch.tensor([[8.0, 12.0, 40.0, 28.0], [60.0, 60.0, 63.0, 63.0]])
+    targets = encode_targets(boxes, torch.tensor([1, 0]), num_classes=2, input_size=64)
+    heatmap, size, offset, mask = (targets[k] for k in ("heatmap", "size", "offset", "mask"))
+    assert heatmap.shape == (2, 16, 16) and size.shape == (2, 16, 16)
+    # First box: centre (24, 20) px = cell (6, 5) at stride 4; 8 × 4 cells.
+    assert heatmap[1, 5, 6] == 1.0 and mask[5, 6] == 1.0
+    assert size[:, 5, 6].tolist() == [8.0, 4.0]
+    assert offset[:, 5, 6].tolist() == [0.0, 0.0]
+    # Second box: centre (61.5, 61.5) px = (15.375, 15.375) cells: offset 0.375 in the cell.
+    assert heatmap[0, 15, 15] == 1.0
+    assert offset[:, 15, 15].tolist() == pytest.approx([0.375, 0.375])
+    assert int(mask.sum()) == 2 and int((heatmap == 1).sum()) == 2
+    # The Gaussian falls off around the peak and stays inside its radius.
+    radius = int(gaussian_radius(4, 8))
+    assert 0 < heatmap[1, 5, 7] < 1 and heatmap[1, 5, 6 + radius + 1] == 0
+    assert 0 < gaussian_radius(10, 10) < 10
+
+
+def test_the_loss_is_lowest_for_the_targets_themselves() -> None:
+    from coreml_bench.models.centernet import centernet_loss, encode_targets
+
+    boxes = torch.tensor([[8.0, 12.0, 40.0, 28.0]])
+    single = encode_targets(boxes, torch.tensor([0]), num_classes=1, input_size=64)
+    targets = {k: v[None] for k, v in single.items()}
+    perfect = torch.cat([targets["heatmap"], targets["size"], targets["offset"]], dim=1)
+    wrong_size = perfect.clone()
+    wrong_size[:, 1:3] += 2.0
+    blank = torch.cat([torch.full_like(targets["heatmap"], 0.1), perfect[:, 1:]], dim=1)
+    best = centernet_loss(perfect, targets)
+    assert torch.isfinite(best) and best < 0.01
+    # Size off by 2 cells in w and h: 0.1 × (2 + 2) more.
+    assert float(centernet_loss(wrong_size, targets)) == pytest.approx(float(best) + 0.4, abs=1e-4)
+    assert centernet_loss(blank, targets) > 1.0  # the missed centre costs the focal term

@@ -73,6 +73,14 @@ def _verify(args: argparse.Namespace) -> int:
     return 1 if report.problems else 0
 
 
+def _make_imagenet_sample(args: argparse.Namespace) -> int:
+    from .data.imagenet import foolbox_imagenet_sample, write_imagenet_folder
+
+    count = write_imagenet_folder(foolbox_imagenet_sample(), Path(args.dest))
+    print(f"wrote {count} foolbox ImageNet images to {args.dest}/<wnid>/ (kind imagenet_folder)")
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="coreml-bench", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
@@ -91,6 +99,12 @@ def main(argv: list[str] | None = None) -> int:
     )
     verify.add_argument("results", nargs="?", default="results")
     verify.set_defaults(func=_verify)
+    sample = sub.add_parser(
+        "make-imagenet-sample",
+        help="write the 20 foolbox ImageNet images as an ImageNet-layout folder (<wnid>/*.jpg)",
+    )
+    sample.add_argument("dest", nargs="?", default="results/data/imagenet-sample")
+    sample.set_defaults(func=_make_imagenet_sample)
     args = parser.parse_args(argv)
     return int(args.func(args))
 

@@ -45,6 +45,26 @@ def foolbox_imagenet_sample() -> list[tuple[Path, int]]:
     return items
 
 
+def write_imagenet_folder(items: list[tuple[Path, int]], dest: Path) -> int:
+    """Copy (image, class index) pairs into an ImageNet-layout folder: ``dest/<wnid>/<file>``.
+
+    The layout of ILSVRC2012 ``train/`` (and of a class-sorted ``val/``), so kind
+    ``imagenet_folder`` reads it as it reads the real thing. Written atomically; returns the
+    number of images.
+    """
+    import shutil
+
+    from ..io import atomic_directory
+
+    wnids = imagenet_synsets()
+    with atomic_directory(Path(dest)) as staged:
+        for path, index in items:
+            folder = staged / wnids[index]
+            folder.mkdir(parents=True, exist_ok=True)
+            shutil.copyfile(path, folder / path.name)
+    return len(items)
+
+
 def _is_image(path: Path) -> bool:
     return path.is_file() and path.suffix.lower() in IMAGE_SUFFIXES
 

@@ -14,7 +14,13 @@ from pydantic import Field
 from ..schema_base import StrictModel
 from .detection import deepforest_sample
 from .fashion_mnist import FASHION_MNIST_FILES, ArrayImages, fashion_mnist
-from .imagenet import foolbox_imagenet_sample, image_files_dataset, image_folder, imagenet_flat
+from .imagenet import (
+    IMAGENET_CLASSES,
+    foolbox_imagenet_sample,
+    image_files_dataset,
+    image_folder,
+    imagenet_flat,
+)
 from .registry import DATA_KINDS, DataKind
 
 # ------------------------------------------------------------------------------ parameters
@@ -177,8 +183,6 @@ def _folder_classes(params: ImageFolderData) -> int | None:
         return len(synsets)
     return len(names) or None
 
-
-IMAGENET_CLASSES = 1000
 
 # ------------------------------------------------------------------------------- registry
 
