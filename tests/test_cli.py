@@ -36,3 +36,22 @@ def test_write_config_reproduces_the_committed_files(tmp_path: Path) -> None:
 def test_verify_an_empty_results_tree(tmp_path: Path, capsys) -> None:
     assert main(["verify", str(tmp_path)]) == 0
     assert "ok: 0 records, 0 packages, 0 checkpoints" in capsys.readouterr().out
+
+
+def test_check_config_plans_the_paper_without_its_data(capsys) -> None:
+    paper = str(ROOT / "config" / "paper.yaml")
+    assert main(["check-config", paper]) == 1
+    assert "data.training.path: folder '/data/imagenet/train' does not exist" in (
+        capsys.readouterr().err
+    )
+    assert main(["check-config", paper, "--without-data"]) == 0
+    out = capsys.readouterr().out
+    assert "not on disk here" in out and "/data/coco/train2017" in out
+    assert "reference gate: 87 of 87 published rows" in out
+
+
+def test_make_imagenet_sample_writes_wnid_folders(tmp_path: Path, capsys) -> None:
+    assert main(["make-imagenet-sample", str(tmp_path / "sample")]) == 0
+    folders = sorted(p.name for p in (tmp_path / "sample").iterdir())
+    assert len(folders) == 19 and all(name.startswith("n") for name in folders)
+    assert sum(len(list((tmp_path / "sample" / f).iterdir())) for f in folders) == 20

@@ -15,11 +15,15 @@ FOREST = {"kind": "deepforest_sample"}
         ({}, "data.evaluation (set models[0].evaluation_data): kind 'foolbox_imagenet_sample' "
              "is classification data but model 'cn' (centernet_resnet34) is a detection model"),
         ({"evaluation_data": FOREST, "source": {"kind": "train", "recipe": FLIP}},
-         "data.training: kind 'fashion_mnist' is classification data but model 'cn'"),
+         "data.training (models[0].training_data is not set): kind 'fashion_mnist' is "
+         "classification data but model 'cn'"),
         ({"evaluation_data": FOREST, "experiments": "dkm"},
-         "data.training: kind 'fashion_mnist' is classification data"),
+         "data.training (models[0].training_data is not set): kind 'fashion_mnist' is "
+         "classification data"),
         ({"evaluation_data": FOREST, "training_data": FOREST, "experiments": "dkm"},
-         "experiments[1] on 'cn': the recipe.augmentation: 'pad_crop_flip' is for classifiers"),
+         "experiments[1] on 'cn': the fine-tuning recipe (models[0].finetune, then "
+         "experiments[1].compression.recipe, over the defaults).augmentation: 'pad_crop_flip' "
+         "is for classifiers"),
         ({"evaluation_data": FOREST, "training_data": FOREST,
           "source": {"kind": "train", "recipe": {"augmentation": "random_resized_crop_flip"}}},
          "models[0].source.recipe.augmentation: 'random_resized_crop_flip' is for classifiers"),
@@ -81,7 +85,7 @@ def test_fine_tuning_an_imagenet_classifier_on_fashion_mnist_is_refused() -> Non
     }
     with pytest.raises(
         ConfigError,
-        match=r"data.training: kind 'fashion_mnist' has 10 classes "
-        r"but model 'r18' predicts num_classes=1000",
+        match=r"data.training \(models\[0\].training_data is not set\): kind 'fashion_mnist' "
+        r"has 10 classes but model 'r18' predicts num_classes=1000",
     ):
         validate_config(raw)

@@ -84,8 +84,11 @@ def test_tolerances_expected_failures_and_unexpected_passes() -> None:
     assert "our schedule is shorter" in "; ".join(failing.reasons)
     passing = judge(DKM4, _reproduced(), known)
     assert passing.status == "unexpected pass"
-    # An expected failure that could not be measured is unmeasured, not excused.
+    # An expected failure excuses what was measured, never what was not.
     assert judge(DKM4, _reproduced(weights="random"), known).status == "unmeasured"
+    ratio_only = judge(DKM4, _reproduced(ratio=4.0, weights="random"), known)
+    assert (ratio_only.status, ratio_only.ratio_status) == ("unmeasured", "fail (better)")
+    assert judge(DKM4, _reproduced(ratio=4.0), Tolerance()).status == "fail"
 
 
 def test_undeclared_rows_of_a_declared_model_are_listed_and_fail_the_gate() -> None:

@@ -32,7 +32,7 @@ def _write_config(args: argparse.Namespace) -> int:
 def _check_config(args: argparse.Namespace) -> int:
     try:
         cfg = load_config(Path(args.path))
-        check_local_paths(cfg)
+        missing = check_local_paths(cfg, planning_only=args.without_data)
     except ConfigError as error:
         message = str(error)
         print(
@@ -40,6 +40,23 @@ def _check_config(args: argparse.Namespace) -> int:
         )
         return 1
     print(f"{args.path}: ok ({len(cfg.variants())} model × experiment × trial jobs)")
+    if missing:
+        print("not on disk here (a real run stops on them):\n" + "\n".join(missing))
+    reference = cfg.reference_params()
+    if reference is not None:
+        declared = {(d["model"], d["config"], d["workflow"]) for d in reference["declared"]}
+        from .reference import load_published
+
+        rows = [
+            r
+            for r in load_published(Path(reference["published"]))
+            if r.model in reference["models"]
+        ]
+        matched = sum(r.key() in declared for r in rows)
+        print(
+            f"reference gate: {matched} of {len(rows)} published rows of "
+            f"{', '.join(reference['models'])} are declared (`snakemake check` judges them)"
+        )
     for line in _dense_weights(cfg):
         print(line)
     return 0
@@ -93,6 +110,11 @@ def main(argv: list[str] | None = None) -> int:
     write.set_defaults(func=_write_config)
     check = sub.add_parser("check-config", help="validate a config file")
     check.add_argument("path")
+    check.add_argument(
+        "--without-data",
+        action="store_true",
+        help="list missing data paths instead of failing on them (as `snakemake -n` does)",
+    )
     check.set_defaults(func=_check_config)
     verify = sub.add_parser(
         "verify", help="check every package and record under results/ against its digest"

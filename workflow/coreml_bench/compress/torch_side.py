@@ -46,6 +46,13 @@ Granularity = Literal["per_tensor", "per_grouped_channel"]
 COREMLTOOLS_CHECK = "check_with_coremltools"
 
 
+def _is_file(path: Path) -> bool:
+    try:
+        return path.is_file()
+    except OSError:  # e.g. a name longer than the file system allows
+        return False
+
+
 class PublishedConfigFile(StrictModel):
     """A coremltools YAML config by URL, as Apple links one behind each training-time row.
 
@@ -99,8 +106,8 @@ class TorchParams(StrictModel):
     def _coremltools_accepts_it(self, info: ValidationInfo) -> TorchParams:
         if isinstance(self.config_yaml, PublishedConfigFile):
             return self  # checked by rule check_torch_settings, once downloaded
-        if self.config_yaml is not None and not self.config_yaml.is_file():
-            raise ValueError(f"config_yaml {str(self.config_yaml)!r} is not a file")
+        if self.config_yaml is not None and not _is_file(self.config_yaml):
+            raise ValueError(f"config_yaml {str(self.config_yaml)[:200]!r} is not a file")
         if not (info.context or {}).get(COREMLTOOLS_CHECK, True):
             # The Snakefile's parse skips this (importing coremltools.optimize.torch costs
             # seconds); rule check_torch_settings runs it before any torch-side job.

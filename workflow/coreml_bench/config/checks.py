@@ -40,12 +40,13 @@ def cross_checks(cfg: WorkflowConfig) -> list[str]:
     model_ids = {m.id for m in cfg.models}
     experiment_ids = {e.id for e in cfg.experiments}
     for i, row in enumerate(cfg.reference.rows):
-        if row.model not in model_ids:
+        if row.model is not None and row.model not in model_ids:
             problems.append(f"reference.rows[{i}].model: unknown model id {row.model!r}")
         if row.experiment not in experiment_ids:
             problems.append(
                 f"reference.rows[{i}].experiment: unknown experiment id {row.experiment!r}"
             )
+    problems += _reference_collisions(cfg)
     target = cfg.conversion.minimum_deployment_target
     for i, exp in enumerate(cfg.experiments):
         if exp.models is not None and not exp.models:
@@ -115,7 +116,11 @@ def task_checks(i: int, model: ModelConfig, cfg: WorkflowConfig) -> list[str]:
             f"models[{i}].training_data or data.training"
         )
     if users and training is not None:
-        where = f"models[{i}].training_data" if model.training_data else "data.training"
+        where = (
+            f"models[{i}].training_data"
+            if model.training_data
+            else f"data.training (models[{i}].training_data is not set)"
+        )
         problems += _data_fits(where, training, model, task)
     trains = [
         e.id for e in cfg.experiments if e.algorithm().kind == "torch" and e.applies_to(model.id)
@@ -158,7 +163,13 @@ def _detection_recipes(i: int, model: ModelConfig, cfg: WorkflowConfig) -> list[
             )
         recipe = cfg.finetune_recipe(model.id, exp.id, 1)
         if recipe is not None:
-            recipes.append((f"experiments[{j}] on {model.id!r}: the recipe", recipe))
+            recipes.append(
+                (
+                    f"experiments[{j}] on {model.id!r}: the fine-tuning recipe (models[{i}]."
+                    f"finetune, then experiments[{j}].compression.recipe, over the defaults)",
+                    recipe,
+                )
+            )
     for where, recipe in recipes:
         augmentation = recipe["augmentation"] if isinstance(recipe, dict) else recipe.augmentation
         if augmentation not in DETECTION_AUGMENTATIONS:
@@ -166,6 +177,37 @@ def _detection_recipes(i: int, model: ModelConfig, cfg: WorkflowConfig) -> list[
                 f"{where}.augmentation: {augmentation!r} is for classifiers; a detector takes "
                 f"one of {list(DETECTION_AUGMENTATIONS)}"
             )
+    return problems
+
+
+def _reference_collisions(cfg: WorkflowConfig) -> list[str]:
+    """Two experiments of one model may not claim the same published row, nor one experiment
+    two settings rows of the same kind."""
+    problems = []
+    for model in cfg.models:
+        for exp in cfg.experiments:
+            rows = cfg.reference.rows_for(model.id, exp.id)
+            if sum(row.stands_for is not None for row in rows) > 1:
+                problems.append(
+                    f"reference.rows: experiment {exp.id!r} on model {model.id!r} stands for "
+                    "more than one published row"
+                )
+    if problems or not cfg.reference.enabled:
+        return problems
+    try:
+        params = cfg.reference_params()
+    except ValueError as error:
+        return [str(error)]
+    seen: dict[tuple[str, str, str], str] = {}
+    for entry in (params or {}).get("declared", []):
+        key = (entry["model"], entry["config"], entry["workflow"])
+        if key in seen:
+            problems.append(
+                f"reference: experiments {seen[key]!r} and {entry['experiment_id']!r} on model "
+                f"{entry['model_id']!r} both reproduce the published row {key} (give one "
+                "another label, or reference.rows[].stands_for)"
+            )
+        seen[key] = entry["experiment_id"]
     return problems
 
 

@@ -12,15 +12,30 @@ from pathlib import Path
 
 from pydantic import Field
 
-from ..reference.published import DEFAULT_PUBLISHED
+from ..reference.published import DEFAULT_PUBLISHED, Workflow
 from ..schema_base import Identifier, StrictModel
 
 
-class ReferenceRow(StrictModel):
-    """Per-row settings: other tolerances, or a documented expected failure."""
+class PublishedKey(StrictModel):
+    """Which published row a configured row stands for, where its own labels differ."""
 
-    model: Identifier = Field(description="a model id of this config")
+    config: str = Field(min_length=1, description="the published Config column, e.g. '2 bit'")
+    workflow: Workflow = Field(description="the published workflow, e.g. 'Training Time'")
+    why: str = Field(
+        min_length=10,
+        description="why this experiment may be judged against that row (shown in the report)",
+    )
+
+
+class ReferenceRow(StrictModel):
+    """Per-row settings: other tolerances, a documented expected failure, or the published row
+    an experiment stands for (e.g. a one-shot compression for a training-time row's ratio)."""
+
+    model: Identifier | None = Field(
+        default=None, description="a model id of this config; default: every model"
+    )
     experiment: Identifier = Field(description="an experiment id of this config")
+    stands_for: PublishedKey | None = None
     ratio_tolerance: float | None = Field(default=None, gt=0, lt=1)
     accuracy_tolerance_pp: float | None = Field(default=None, gt=0, le=100)
     expected_failure: str | None = Field(
@@ -48,6 +63,11 @@ class ReferenceSettings(StrictModel):
         default=0.5, gt=0, le=100, description="accuracy: percentage points, either side"
     )
     rows: list[ReferenceRow] = Field(default_factory=list)
+
+    def rows_for(self, model: str, experiment: str) -> list[ReferenceRow]:
+        return [
+            row for row in self.rows if row.experiment == experiment and row.model in (None, model)
+        ]
 
     def published_path(self) -> Path:
         return self.published or DEFAULT_PUBLISHED

@@ -139,17 +139,24 @@ class WorkflowConfig(StrictModel):
             return None
         declared = []
         for model_id, experiment_id in dict.fromkeys((m, e) for m, e, _ in self.variants()):
-            experiment, algorithm = self.experiment(experiment_id), None
+            experiment = self.experiment(experiment_id)
             algorithm = experiment.algorithm()
-            declared.append(
-                {
-                    "model": self.model(model_id).effective_display_name(),
-                    "config": experiment.effective_label(),
-                    "workflow": "n/a" if algorithm.is_baseline else algorithm.workflow,
-                    "model_id": model_id,
-                    "experiment_id": experiment_id,
-                }
-            )
+            entry = {
+                "model": self.model(model_id).effective_display_name(),
+                "config": experiment.effective_label(),
+                "workflow": "n/a" if algorithm.is_baseline else algorithm.workflow,
+                "model_id": model_id,
+                "experiment_id": experiment_id,
+                "stands_for": None,
+            }
+            for row in settings.rows_for(model_id, experiment_id):
+                if row.stands_for is not None:
+                    entry.update(
+                        config=row.stands_for.config,
+                        workflow=row.stands_for.workflow,
+                        stands_for=row.stands_for.why,
+                    )
+            declared.append(entry)
         return {
             "published": str(settings.published_path()),
             "models": models,
@@ -159,7 +166,11 @@ class WorkflowConfig(StrictModel):
                 "ratio": settings.ratio_tolerance,
                 "accuracy_pp": settings.accuracy_tolerance_pp,
             },
-            "rows": [row.model_dump(mode="json") for row in settings.rows],
+            "rows": [
+                {**row.model_dump(mode="json"), "model": model_id}
+                for row in settings.rows
+                for model_id in ([row.model] if row.model else [m.id for m in self.models])
+            ],
         }
 
     def table_rows(self) -> list[dict[str, Any]]:

@@ -203,22 +203,21 @@ def judge(row: PublishedRow, mine: Reproduced | None, tolerance: Tolerance) -> G
                     f"({verdict.accuracy_diff_pp:+.2f} pp, tolerance ±{tolerance.accuracy_pp:g} pp)"
                 )
     failed = "fail" in verdict.ratio_status or "fail" in verdict.accuracy_status
-    if tolerance.expected_failure is not None:
-        if failed:
-            verdict.status = "expected failure"
-            verdict.reasons.append(f"expected: {tolerance.expected_failure}")
-        elif unmeasured is None:
-            verdict.status = "unexpected pass"
-            verdict.reasons.append(
-                f"marked as an expected failure ({tolerance.expected_failure}) but it passes: "
-                "remove the mark or look at the reference"
-            )
-        else:
-            verdict.status = "unmeasured"
-    elif failed:
+    expected = tolerance.expected_failure
+    if failed and expected is None:
         verdict.status = "fail"
+    elif failed:
+        verdict.reasons.append(f"expected: {expected}")
+        # An expected failure excuses what was measured, never what was not.
+        verdict.status = "unmeasured" if unmeasured is not None else "expected failure"
     elif unmeasured is not None:
         verdict.status = "unmeasured"
+    elif expected is not None:
+        verdict.status = "unexpected pass"
+        verdict.reasons.append(
+            f"marked as an expected failure ({expected}) but it passes: remove the mark or "
+            "look at the reference"
+        )
     return verdict
 
 
@@ -229,12 +228,14 @@ def run_gate(
     tolerances: Mapping[tuple[str, str], Tolerance],
     default: Tolerance,
     models: set[str],
+    stand_ins: Mapping[tuple[str, str], str] | None = None,
 ) -> list[GateRow]:
     """Judge every published row of the published model names in ``models``.
 
     ``declared`` maps a published key (model name, config, workflow) to the (model id,
     experiment id) this config reproduces it with; ``tolerances`` overrides ``default`` per
-    (model id, experiment id).
+    (model id, experiment id); ``stand_ins`` says, per (model id, experiment id), why an
+    experiment with other labels is judged against a row (the report shows it).
     """
     verdicts = []
     for row in published:
@@ -242,7 +243,11 @@ def run_gate(
             continue
         ids = declared.get(row.key())
         tolerance = tolerances.get(ids, default) if ids else default
-        verdicts.append(judge(row, reproduced.get(ids) if ids else None, tolerance))
+        verdict = judge(row, reproduced.get(ids) if ids else None, tolerance)
+        why = (stand_ins or {}).get(ids) if ids else None
+        if why:
+            verdict.reasons.insert(0, f"judged on experiment {ids[1]!r}: {why}")
+        verdicts.append(verdict)
     return verdicts
 
 

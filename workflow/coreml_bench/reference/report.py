@@ -102,7 +102,7 @@ def render_markdown(
         tables.setdefault((v.published.page, v.published.table), []).append(v)
     for (page, table), rows in tables.items():
         lines += [f"## {page}: {table}", "", *_table(rows), ""]
-    reasons = [v for v in verdicts if v.reasons and v.status != "not declared"]
+    reasons = [v for v in verdicts if v.status not in ("pass", "not declared")]
     if reasons:
         lines += ["## Why rows did not pass", ""]
         for v in reasons:
@@ -111,6 +111,13 @@ def render_markdown(
                 f"- {row.page} / {row.table} / {row.model} / {row.config}: **{v.status}** — "
                 + "; ".join(v.reasons)
             )
+        lines.append("")
+    stand_ins = [v for v in verdicts if v.status == "pass" and v.reasons]
+    if stand_ins:
+        lines += ["## Rows judged on a stand-in experiment", ""]
+        for v in stand_ins:
+            row = v.published
+            lines.append(f"- {row.page} / {row.table} / {row.model} / {row.config}: {v.reasons[0]}")
         lines.append("")
     if unmatched:
         lines += ["## Configured rows without a published figure", ""]

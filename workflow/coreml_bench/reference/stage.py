@@ -40,17 +40,27 @@ def compare_with_published(
         (d["model"], d["config"], d["workflow"]): (d["model_id"], d["experiment_id"])
         for d in reference["declared"]
     }
+    stand_ins = {
+        (d["model_id"], d["experiment_id"]): d["stands_for"]
+        for d in reference["declared"]
+        if d["stands_for"]
+    }
     default = Tolerance(reference["default"]["ratio"], reference["default"]["accuracy_pp"])
+    # Several settings rows may name one configured row: each sets what it sets.
+    settings: dict[tuple[str, str], dict[str, Any]] = {}
+    for r in reference["rows"]:
+        merged = settings.setdefault((r["model"], r["experiment"]), {})
+        merged.update({k: v for k, v in r.items() if v is not None})
     tolerances = {
-        (r["model"], r["experiment"]): Tolerance(
-            r["ratio_tolerance"] or default.ratio,
-            r["accuracy_tolerance_pp"] or default.accuracy_pp,
-            r["expected_failure"],
+        ids: Tolerance(
+            s.get("ratio_tolerance", default.ratio),
+            s.get("accuracy_tolerance_pp", default.accuracy_pp),
+            s.get("expected_failure"),
         )
-        for r in reference["rows"]
+        for ids, s in settings.items()
     }
     verdicts = run_gate(
-        published, reproduced, declared, tolerances, default, set(reference["models"])
+        published, reproduced, declared, tolerances, default, set(reference["models"]), stand_ins
     )
     known = {row.key() for row in published}
     unmatched = [
