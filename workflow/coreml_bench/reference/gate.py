@@ -82,6 +82,8 @@ class GateRow:
     ratio_diff_percent: float | None = None
     accuracy_diff_pp: float | None = None
     reasons: list[str] = field(default_factory=list)
+    # A failure that matches the row's documented expected-failure reason.
+    excused: bool = False
 
     def as_record(self) -> dict[str, Any]:
         """One flat CSV record: published and reproduced figures, differences, verdict."""
@@ -111,6 +113,7 @@ class GateRow:
             "reproduced_latency_ms": round(mine.latency_ms, 4) if mine else None,
             "reproduced_latency_by": latency_source(mine) if mine else "",
             "status": self.status,
+            "expected_failure": self.excused,
             "reason": "; ".join(self.reasons),
         }
 
@@ -207,6 +210,7 @@ def judge(row: PublishedRow, mine: Reproduced | None, tolerance: Tolerance) -> G
     if failed and expected is None:
         verdict.status = "fail"
     elif failed:
+        verdict.excused = True
         verdict.reasons.append(f"expected: {expected}")
         # An expected failure excuses what was measured, never what was not.
         verdict.status = "unmeasured" if unmeasured is not None else "expected failure"

@@ -42,6 +42,13 @@ def _accuracy_cell(v: GateRow) -> str:
     return f"{published} → {v.reproduced.accuracy_text()} ({v.accuracy_diff_pp:+.2f} pp)"
 
 
+def _gate_cell(v: GateRow) -> str:
+    """The row's status, and the ratio's verdict where the row is not judged on it alone."""
+    if v.reproduced is None or v.status == "pass":
+        return v.status
+    return f"{v.status} (ratio: {v.ratio_status}{', expected' if v.excused else ''})"
+
+
 def _table(verdicts: Sequence[GateRow]) -> list[str]:
     rows = [v.published for v in verdicts]
     algorithm = any(r.algorithm for r in rows)
@@ -70,7 +77,7 @@ def _table(verdicts: Sequence[GateRow]) -> list[str]:
         if devices:
             mine = v.reproduced
             cells += [f"{mine.latency_ms:.3f} ({latency_source(mine)})" if mine else "–"]
-        cells += [v.status]
+        cells += [_gate_cell(v)]
         lines.append("| " + " | ".join(c.replace("|", "\\|") for c in cells) + " |")
     return lines
 
@@ -83,6 +90,11 @@ def render_markdown(
     for v in verdicts:
         counts[v.status] = counts.get(v.status, 0) + 1
     verdict = "PASSED" if gate_passed(verdicts) else "FAILED"
+    ratios: dict[str, int] = {}
+    for v in verdicts:
+        if v.ratio_status:
+            ratio = v.ratio_status + (" (expected)" if v.excused else "")
+            ratios[ratio] = ratios.get(ratio, 0) + 1
     lines = [
         f"# Reference gate: study `{study}` — {verdict}",
         "",
@@ -95,6 +107,10 @@ def render_markdown(
         "| Status | Rows |",
         "|---|---|",
         *[f"| {status} | {count} |" for status, count in sorted(counts.items())],
+        "",
+        "Compression ratios alone (rows with a reproduced figure): "
+        + ", ".join(f"{count} {status}" for status, count in sorted(ratios.items()))
+        + ".",
         "",
     ]
     tables: dict[tuple[str, str], list[GateRow]] = {}

@@ -12,7 +12,7 @@ from typing import Any
 from ..aggregate.tables import TableRow, collect
 from ..io import write_json_atomic, write_text_atomic
 from .gate import GateRow, Tolerance, fold_trials, gate_passed, run_gate
-from .published import load_published
+from .published import DEFAULT_PUBLISHED, load_published
 from .report import render_csv, render_markdown
 
 log = logging.getLogger(__name__)
@@ -69,7 +69,13 @@ def compare_with_published(
         if (d["model"], d["config"], d["workflow"]) not in known
     ]
     write_text_atomic(table_csv, render_csv(verdicts))
-    write_text_atomic(table_md, render_markdown(verdicts, study, reference["published"], unmatched))
+    source = Path(reference["published"])
+    shown = (
+        "coreml_bench/reference/published.csv (shipped with the workflow)"
+        if source.resolve() == DEFAULT_PUBLISHED.resolve()
+        else str(source)
+    )
+    write_text_atomic(table_md, render_markdown(verdicts, study, shown, unmatched))
     log.info(
         "reference gate %s: %d published rows judged",
         "passed" if gate_passed(verdicts) else "FAILED",
