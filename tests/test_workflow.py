@@ -117,6 +117,7 @@ def test_report_is_a_browsable_html_page_with_the_tables_and_plot(finished_run: 
     html = report.read_text()
     assert html.lstrip().lower().startswith("<!doctype html")
     assert "summary.csv" in html and "pareto.png" in html
+    assert "gate.csv" in html and "gate.md" in html  # the reference gate's report
 
 
 def test_second_run_is_a_noop(finished_run: Path) -> None:
@@ -145,6 +146,9 @@ def test_changing_one_experiment_reruns_only_its_jobs(finished_run: Path) -> Non
         "tables/summary.csv",
         "tables/summary.md",
         "plots/pareto.png",
+        # MobileNetv3-small has published rows: the gate's report follows the new row.
+        "reference/gate.md",
+        "reference/gate.csv",
     }
     package_files = {p for p in rewritten if p.startswith("compressed/mnv3s/kmeans/trial1/model")}
     assert rewritten - package_files == expected
@@ -153,9 +157,18 @@ def test_changing_one_experiment_reruns_only_its_jobs(finished_run: Path) -> Non
     # The superseded MLflow run stays as history; the new one is the live one.
     db = sqlite3.connect(finished_run / "results/mlflow/mlflow.db")
     superseded = db.execute(
-        "select count(*) from tags where key='coreml_bench.superseded' and value='true'"
+        "select count(*) from tags where key='coreml_bench.superseded' and value='true' and "
+        "run_uuid not in (select run_uuid from tags where key='coreml_bench.role' and "
+        "value='reference_gate')"
     ).fetchone()[0]
     assert superseded == 1
+    # So does the gate's table: a new run, the old one kept and tagged superseded.
+    gate_runs = db.execute(
+        "select t.value from tags t join tags r on t.run_uuid = r.run_uuid where "
+        "r.key='coreml_bench.role' and r.value='reference_gate' and "
+        "t.key='coreml_bench.superseded'"
+    ).fetchall()
+    assert sorted(v for (v,) in gate_runs) == ["false", "true"]
 
 
 def test_invalid_config_stops_before_any_job(tmp_path: Path) -> None:

@@ -26,7 +26,12 @@ def _study(url: str, sha256: str | None) -> dict:
         # The file's 4 bits replace the 2 bits written here.
         "compression": {"algorithm": "palettize_dkm", "n_bits": 2, "config_yaml": source},
     }
-    return torch_study([{"id": "fp16", "compression": {"algorithm": "none"}}, experiment])
+    study = torch_study([{"id": "fp16", "compression": {"algorithm": "none"}}, experiment])
+    # Random weights and two fine-tuning steps: what is under test is where the config comes
+    # from, not what training reaches.
+    study["models"][0]["source"] = {"kind": "random", "seed": 0}
+    study["models"][0]["finetune"].update(epochs=1, max_steps_per_epoch=2)
+    return study
 
 
 def test_a_published_config_is_fetched_checked_and_used(tmp_path: Path) -> None:

@@ -63,7 +63,7 @@ def test_training_algorithms_need_training_data() -> None:
     raw = torch_study([{"id": "dkm", "compression": {"algorithm": "palettize_dkm"}}])
     raw["models"] = [{**trained_cnn(), "source": {"kind": "random"}}]
     raw["data"] = {k: v for k, v in DATA.items() if k != "training"}
-    with pytest.raises(ConfigError, match=r"experiments\[0\].compression: 'palettize_dkm' needs"):
+    with pytest.raises(ConfigError, match=r"models\[0\] \('cnn'\): \['dkm'\] need a training"):
         validate_config(raw)
 
 

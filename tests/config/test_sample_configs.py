@@ -13,6 +13,7 @@ import sys
 from pathlib import Path
 
 import pandas as pd
+import pytest
 import yaml
 from helpers import ROOT, run_snakemake, write_config
 
@@ -57,12 +58,20 @@ def test_centernet_trains_fine_tunes_converts_and_scores_on_the_deepforest_sampl
     with sqlite3.connect(results / "mlflow" / "mlflow.db") as db:
         roles = {v for (v,) in db.execute("select value from tags where key='coreml_bench.role'")}
     assert "reference_gate" in roles
+    logged = list((results / "mlflow" / "artifacts").rglob("reference_gate.json"))
+    assert len(logged) == 1  # the gate as an MLflow table (mlflow.log_table's format)
+    table = json.loads(logged[0].read_text())
+    assert "status" in table["columns"] and len(table["data"]) == len(gate)
     refused = run_snakemake(tmp_path, "check", check=False)
     assert refused.returncode != 0
     assert "reference gate failed" in refused.stdout + refused.stderr
     assert (results / "reference" / "gate.md").read_text() == report  # kept, not deleted
 
 
+# The ImageNet-folder training kind is covered in the default suite by
+# tests/train/test_tasks.py (the loop on the same folder) and tests/config/test_paper.py (the
+# plan); this whole-workflow run adds a minute of conversions.
+@pytest.mark.slow
 def test_efficientnet_fine_tunes_on_an_imagenet_layout_folder(tmp_path: Path) -> None:
     subprocess.run(
         [str(Path(sys.executable).with_name("coreml-bench")), "make-imagenet-sample"],

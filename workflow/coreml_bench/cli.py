@@ -42,6 +42,17 @@ def _check_config(args: argparse.Namespace) -> int:
     print(f"{args.path}: ok ({len(cfg.variants())} model × experiment × trial jobs)")
     if missing:
         print("not on disk here (a real run stops on them):\n" + "\n".join(missing))
+    published = [
+        e.id
+        for e in cfg.experiments
+        if getattr(getattr(e.compression, "config_yaml", None), "url", None)
+    ]
+    if published:
+        print(
+            f"{len(published)} experiment(s) read a coremltools config by URL "
+            f"({', '.join(published[:3])}{', ...' if len(published) > 3 else ''}): coremltools "
+            "checks each once rule download_compression_config has fetched it"
+        )
     reference = cfg.reference_params()
     if reference is not None:
         declared = {(d["model"], d["config"], d["workflow"]) for d in reference["declared"]}

@@ -578,7 +578,9 @@ def log_study_table(
         if same:
             return str(same[0])
         run = client.create_run(
-            experiment_id, run_name=role, tags={ROLE_TAG: role, HASH_TAG: digest}
+            experiment_id,
+            run_name=role,
+            tags={ROLE_TAG: role, HASH_TAG: digest, SUPERSEDED_TAG: "false"},
         )
         run_id = str(run.info.run_id)
         client.log_table(run_id, data=pd.DataFrame(list(records)), artifact_file=f"{role}.json")
