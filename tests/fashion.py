@@ -75,8 +75,9 @@ def trained_cnn(**extra: object) -> dict:
         "id": "cnn",
         "architecture": "fashion_cnn",
         "num_classes": 10,
-        "source": {"kind": "train", "recipe": TRAIN_RECIPE},
-        "finetune": FINETUNE,
+        # Copies: a test that edits its config must not change every later test's.
+        "source": {"kind": "train", "recipe": dict(TRAIN_RECIPE)},
+        "finetune": dict(FINETUNE),
         **extra,
     }
 

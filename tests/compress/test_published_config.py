@@ -30,7 +30,12 @@ def _study(url: str, sha256: str | None) -> dict:
     # Random weights and two fine-tuning steps: what is under test is where the config comes
     # from, not what training reaches.
     study["models"][0]["source"] = {"kind": "random", "seed": 0}
-    study["models"][0]["finetune"].update(epochs=1, max_steps_per_epoch=2)
+    # (a new dict: trained_cnn() shares fashion.FINETUNE with every other test)
+    study["models"][0]["finetune"] = {
+        **study["models"][0]["finetune"],
+        "epochs": 1,
+        "max_steps_per_epoch": 2,
+    }
     return study
 
 
