@@ -76,11 +76,12 @@ def test_a_classification_augmentation_is_refused_for_a_detector() -> None:
 def test_a_detector_whose_classes_differ_from_the_annotations_is_refused() -> None:
     forest = DeepForestSampleData(wheel_dir=WHEELS)
     spec = _spec("centernet_resnet34", 80, SIZE)
+    recipe = TrainingRecipe(augmentation="horizontal_flip")
     with (
         pytest.raises(ValueError, match="has 1 categories but model 'm' predicts num_classes=80"),
-        bind_task(spec, forest, DataSelection(source=forest)),
+        bind_task(spec, forest, DataSelection(source=forest)) as task,
     ):
-        pass
+        task.training_set(recipe)  # refused before any step: the loop builds it first
 
 
 def test_a_classifier_fine_tunes_on_an_imagenet_layout_folder(tmp_path: Path) -> None:

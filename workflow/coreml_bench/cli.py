@@ -42,11 +42,7 @@ def _check_config(args: argparse.Namespace) -> int:
     print(f"{args.path}: ok ({len(cfg.variants())} model × experiment × trial jobs)")
     if missing:
         print("not on disk here (a real run stops on them):\n" + "\n".join(missing))
-    published = [
-        e.id
-        for e in cfg.experiments
-        if getattr(getattr(e.compression, "config_yaml", None), "url", None)
-    ]
+    published = [e.id for e in cfg.experiments if e.published_config()]
     if published:
         print(
             f"{len(published)} experiment(s) read a coremltools config by URL "

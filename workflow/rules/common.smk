@@ -36,11 +36,7 @@ CONVERTED_MODELS = _id_pattern(
 COREML_EXPERIMENTS = [e.id for e in CFG.experiments if e.algorithm().kind == "coreml"]
 TORCH_EXPERIMENTS = [e.id for e in CFG.experiments if e.algorithm().kind == "torch"]
 # Torch-side experiments whose coremltools config is a published file (by URL).
-PUBLISHED_CONFIG_EXPERIMENTS = [
-    e.id
-    for e in CFG.experiments
-    if getattr(getattr(e.compression, "config_yaml", None), "url", None)
-]
+PUBLISHED_CONFIG_EXPERIMENTS = [e.id for e in CFG.experiments if e.published_config()]
 VARIANT = "{model}/{experiment}/trial{trial}"
 # What the reference gate reads; None where no model has published rows (no gate rules).
 REFERENCE = CFG.reference_params()

@@ -74,8 +74,8 @@ rule download_compression_config:
     conda:
         "../../envs/coreml-bench.yaml"
     params:
-        source=lambda wildcards: CFG.experiment(
-            wildcards.experiment
-        ).compression.config_yaml.model_dump(mode="json"),
+        source=lambda wildcards: CFG.experiment(wildcards.experiment)
+        .published_config()
+        .model_dump(mode="json"),
     script:
         STAGE_SCRIPT

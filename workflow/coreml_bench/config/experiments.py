@@ -10,6 +10,7 @@ from typing import Annotated, Union
 from pydantic import Field
 
 from ..compress import ALGORITHMS, Algorithm
+from ..compress.torch_side import PublishedConfigFile
 from ..schema_base import Identifier, StrictModel
 
 CompressionSpec = Annotated[
@@ -40,6 +41,11 @@ class ExperimentConfig(StrictModel):
         if self.trials is not None:
             return self.trials
         return 3 if self.algorithm().workflow == "Training Time" else 1
+
+    def published_config(self) -> PublishedConfigFile | None:
+        """The coremltools config this experiment reads by URL, if it names one."""
+        config = getattr(self.compression, "config_yaml", None)
+        return config if isinstance(config, PublishedConfigFile) else None
 
     def applies_to(self, model_id: str) -> bool:
         return self.models is None or model_id in self.models

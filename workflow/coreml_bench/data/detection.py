@@ -77,7 +77,11 @@ def category_ids(annotations: Path) -> list[int]:
 
     COCO's 80 classes have non-contiguous ids in 1..90, so channel index != category id.
     """
-    return sorted(int(category["id"]) for category in load_instances(annotations)["categories"])
+    return _sorted_category_ids(load_instances(annotations))
+
+
+def _sorted_category_ids(data: dict[str, Any]) -> list[int]:
+    return sorted(int(category["id"]) for category in data["categories"])
 
 
 def _check_images_folder(images: Path) -> Path:
@@ -266,7 +270,8 @@ def coco_training_dataset(
     images = _check_images_folder(images)
     data = load_instances(annotations)
     records = _selected_images(data, images, Path(annotations), limit)
-    channel = {cid: i for i, cid in enumerate(sorted(int(c["id"]) for c in data["categories"]))}
+    categories = _sorted_category_ids(data)
+    channel = {cid: i for i, cid in enumerate(categories)}
     boxes: dict[int, list[tuple[list[float], int]]] = {}
     for item in data["annotations"]:
         if item.get("iscrowd", 0):
@@ -274,7 +279,7 @@ def coco_training_dataset(
         boxes.setdefault(int(item["image_id"]), []).append(
             ([float(v) for v in item["bbox"]], channel[int(item["category_id"])])
         )
-    return _coco_training_class()(
+    dataset = _coco_training_class()(
         images,
         records,
         boxes,
@@ -284,6 +289,8 @@ def coco_training_dataset(
         flip=flip,
         encode=encode,
     )
+    dataset.category_ids = categories
+    return dataset
 
 
 def __getattr__(name: str) -> Any:
@@ -307,7 +314,10 @@ def coco_dataset(
     images = _check_images_folder(images)
     data = load_instances(annotations)
     records = _selected_images(data, images, Path(annotations), limit)
-    return _coco_images_class()(images, records, input_size=input_size, mean=mean, std=std)
+    dataset = _coco_images_class()(images, records, input_size=input_size, mean=mean, std=std)
+    # Parsed once here: an instances json can be hundreds of MB (train2017).
+    dataset.category_ids = _sorted_category_ids(data)
+    return dataset
 
 
 def collate(

@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from ..data import DataError, DataSelection
-from ..data.detection import category_ids, coco_loader, coco_map, coco_results
+from ..data.detection import coco_loader, coco_map, coco_results
 from ..models import ARCHITECTURES, ModelSpec
 from .registry import Predictor
 
@@ -41,12 +41,6 @@ def detection_map(
 
     with data.kind.detection_files(data.source) as (images, annotations):
         preprocessing = model.preprocessing
-        categories = category_ids(annotations)
-        if len(categories) != model.num_classes:
-            raise DataError(
-                f"data.evaluation.annotations {str(annotations)!r} has {len(categories)} "
-                f"categories but model {model.id!r} predicts num_classes={model.num_classes}"
-            )
         loader = coco_loader(
             images,
             annotations,
@@ -56,6 +50,12 @@ def detection_map(
             batch_size=data.batch_size,
             limit=data.limit,
         )
+        categories = loader.dataset.category_ids
+        if len(categories) != model.num_classes:
+            raise DataError(
+                f"data.evaluation.annotations {str(annotations)!r} has {len(categories)} "
+                f"categories but model {model.id!r} predicts num_classes={model.num_classes}"
+            )
         decode = ARCHITECTURES[model.architecture].decode
         assert decode is not None, "detection architectures register a decode function"
         detections: list[dict[str, Any]] = []

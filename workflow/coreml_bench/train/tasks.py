@@ -87,7 +87,7 @@ def _detection(
 ) -> Iterator[TrainingBinding]:
     import torch
 
-    from ..data.detection import category_ids, coco_training_dataset
+    from ..data.detection import coco_training_dataset
     from ..evaluate.metrics import detection_map
 
     architecture = ARCHITECTURES[model.architecture]
@@ -98,12 +98,6 @@ def _detection(
         if training is not None:
             kind = DATA_KINDS[training.kind]  # type: ignore[attr-defined]
             files = stack.enter_context(kind.detection_files(training))
-            classes = len(category_ids(files[1]))
-            if classes != model.num_classes:
-                raise DataError(
-                    f"data.training.annotations {str(files[1])!r} has {classes} categories but "
-                    f"model {model.id!r} predicts num_classes={model.num_classes}"
-                )
         size = model.preprocessing.crop_size
         encode = functools.partial(
             architecture.encode_targets, num_classes=model.num_classes, input_size=size
@@ -117,7 +111,7 @@ def _detection(
                     f"recipe.augmentation {recipe.augmentation!r} is for classifiers; a "
                     f"detector takes one of {list(DETECTION_AUGMENTATIONS)}"
                 )
-            return coco_training_dataset(
+            dataset = coco_training_dataset(
                 *files,
                 input_size=size,
                 mean=model.preprocessing.mean,
@@ -126,6 +120,13 @@ def _detection(
                 encode=encode,
                 limit=recipe.train_limit,
             )
+            classes = len(dataset.category_ids)
+            if classes != model.num_classes:
+                raise DataError(
+                    f"data.training.annotations {str(files[1])!r} has {classes} categories but "
+                    f"model {model.id!r} predicts num_classes={model.num_classes}"
+                )
+            return dataset
 
         def criterion(recipe: TrainingRecipe) -> Any:
             return architecture.loss
