@@ -82,12 +82,20 @@ def input_description(package: Path) -> dict[str, Any]:
 
 
 def package_summary(package: Path) -> dict[str, Any]:
-    """What a manifest records about any package: sizes, checksum, op counts."""
+    """What a manifest records about any package: sizes, checksums, op counts.
+
+    ``package_sha256`` is of the bytes (the integrity check of every later reader);
+    ``package_content_sha256`` is of the model (stable across identical reruns: the digest
+    to compare when asking whether a rerun reproduced a result).
+    """
+    from .digest import package_content_digest
+
     spec = load_spec(package)
     return {
         "package_bytes": directory_bytes(package),
         "weight_bytes": weight_file_bytes(package),
         "package_sha256": directory_sha256(package),
+        "package_content_sha256": package_content_digest(package),
         "specification_version": spec.specificationVersion,
         "op_counts": op_type_counts(spec),
     }
