@@ -9,7 +9,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from coreml_bench.tracking.mlflow_store import log_variant_run
+from coreml_bench.tracking.mlflow_store import artifact_location, log_variant_run
 
 STUDY = "study"
 PARAMS = {"compression": {"algorithm": "palettize_kmeans", "n_bits": 4}, "shape": [1, 3, 8]}
@@ -69,3 +69,22 @@ def log_variant(
 def log_variants(root: str, model: str, index: int) -> None:
     for j in range(3):
         log_variant(Path(root), model, f"e{index}-{j}")
+
+
+def log_study_from_its_own_directory(workdir: str, database: str, index: int) -> None:
+    """One study's four variants into the sqlite store ``database``, from its own working
+    directory (as two checkouts of the workflow would), with the store's own lock."""
+    import os
+
+    os.chdir(workdir)
+    uri = f"sqlite:///{database}"
+    for j in range(4):
+        log_variant(
+            Path(workdir),
+            f"m{index}",
+            f"e{j}",
+            tracking_uri=uri,
+            study=f"study-{index}",
+            artifact_root=artifact_location(uri),
+            lock_path=None,
+        )

@@ -1,20 +1,27 @@
+# The MLflow mirror of the whole study, from the records alone: one local job (compute jobs,
+# on whatever node, never write to MLflow), idempotent, closing removed variants' runs.
 rule track:
     input:
-        package=variant_package,
-        manifest=variant_manifest,
-        evaluation=f"results/evaluation/{VARIANT}.json",
-        profile=f"results/profile/{VARIANT}.json",
-        logs=variant_logs,
+        unpack(tracking_gate),
+        packages=all_variant_packages(),
+        manifests=all_variant_manifests(),
+        evaluations=variant_files(f"results/evaluation/{VARIANT}.json"),
+        profiles=variant_files(f"results/profile/{VARIANT}.json"),
+        summary_csv="results/tables/summary.csv",
+        summary_md="results/tables/summary.md",
+        plot="results/plots/pareto.png",
     output:
-        f"results/tracking/{VARIANT}.json",
+        "results/tracking/study.json",
     log:
-        f"results/logs/track/{VARIANT}.log",
+        "results/logs/track/track.log",
     benchmark:
-        f"results/benchmarks/track/{VARIANT}.tsv"
+        "results/benchmarks/track/track.tsv"
+    localrule: True
     conda:
         "../../envs/coreml-bench.yaml"
     params:
-        run_params=run_params,
+        code=code_fingerprint("track"),
+        variants=tracked_variants(),
         tracking=CFG.tracking.model_dump(mode="json"),
         study=CFG.study,
     script:

@@ -4,8 +4,11 @@ run per (model, experiment, trial).
 The files under results/ stay the source of truth; MLflow only mirrors them. Logging is
 idempotent (same content → same run) so reruns never duplicate, and changed content creates a
 new run and tags the old one ``coreml_bench.superseded=true`` so history stays visible.
-Parallel Snakemake jobs share one sqlite store: writes are serialised by a lock file and
-retried with backoff on "database is locked".
+Only the workflow's local ``track`` rule writes (compute jobs write records, never to MLflow),
+but several studies may share one store: writes to a sqlite store are serialised by a lock
+file beside the database (one absolute path whatever the working directory), retried with
+backoff on "database is locked", and a new database is created and migrated once, under that
+lock, in a temporary file renamed into place.
 
 Only ``MlflowClient`` is used (never the fluent ``mlflow.start_run`` API) so nothing depends on
 process-global state such as the active run or ``MLFLOW_TRACKING_URI``.
@@ -13,7 +16,7 @@ process-global state such as the active run or ``MLFLOW_TRACKING_URI``.
 
 from __future__ import annotations
 
-import contextlib
+import json
 import logging
 import math
 import os
@@ -23,12 +26,12 @@ import tempfile
 import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import AbstractContextManager, nullcontext
+from dataclasses import dataclass, field
 from pathlib import Path
 from types import MappingProxyType
 from typing import TYPE_CHECKING, Any, TypeVar
 
 from ..io import SNAKEMAKE_MARKERS, directory_file_digests, json_digest, sha256_file
-from .settings import TrackingSettings
 
 if TYPE_CHECKING:  # mlflow takes seconds to import; only pay for it when logging.
     from mlflow.entities import Run
@@ -49,10 +52,11 @@ SUPERSEDED_TAG = f"{TAG}.superseded"
 TRUNCATED_TAG = f"{TAG}.truncated_params"
 PARENT_TAG = "mlflow.parentRunId"
 
-# Where jobs (run in the workflow's working directory) keep MLflow's artifacts and the lock
-# file that serialises writers: every writer must use the same lock.
-ARTIFACT_ROOT = Path("results/mlflow/artifacts")
-LOCK_PATH = Path("results/mlflow/.lock")
+REMOVED_TAG = f"{TAG}.removed"
+# MLflow's own tags: what its UI reads for the experiment type and the runs' Source column.
+EXPERIMENT_KIND_TAG = "mlflow.experimentKind"
+EXPERIMENT_KIND = "custom_model_development"  # not GenAI: the UI opens on runs, not traces
+DATASET_CONTEXT_TAG = "mlflow.data.context"
 
 # MLflow's own limits (mlflow.utils.validation); exceeding them makes the whole batch fail.
 MAX_PARAM_LENGTH = 6000
@@ -85,6 +89,40 @@ def flatten(d: Mapping[str, Any], prefix: str = "", sep: str = ".") -> dict[str,
 
     visit(d, prefix)
     return flat
+
+
+@dataclass(frozen=True)
+class DatasetSpec:
+    """One dataset a run used, as MLflow's dataset input (``context``: evaluation, training)."""
+
+    name: str
+    digest: str
+    source: Mapping[str, Any]
+    context: str
+    profile: Mapping[str, Any] = field(default_factory=dict)
+
+    def as_json(self) -> dict[str, Any]:
+        return {
+            "name": self.name,
+            "digest": self.digest,
+            "source": dict(self.source),
+            "context": self.context,
+            "profile": dict(self.profile),
+        }
+
+    def dataset_input(self) -> Any:
+        from mlflow.entities import Dataset, DatasetInput, InputTag
+
+        return DatasetInput(
+            dataset=Dataset(
+                name=self.name,
+                digest=self.digest[:36],  # MLflow's column holds 36 characters
+                source_type="local",
+                source=json.dumps(dict(self.source), sort_keys=True, default=str),
+                profile=json.dumps(dict(self.profile), sort_keys=True, default=str),
+            ),
+            tags=[InputTag(key=DATASET_CONTEXT_TAG, value=self.context)],
+        )
 
 
 def mlflow_ui_command(tracking_uri: str) -> str:
@@ -132,12 +170,68 @@ def _quote(value: str) -> str:
     raise ValueError(f"cannot use an id containing both quote characters: {value!r}")
 
 
-def _ensure_sqlite_parent(tracking_uri: str) -> None:
-    # SQLAlchemy creates the db file but not its folder (e.g. results/mlflow/ on a first run).
-    if tracking_uri.startswith("sqlite:///"):
-        path = tracking_uri.removeprefix("sqlite:///").split("?", 1)[0]
-        if path and path != ":memory:":
-            Path(path).parent.mkdir(parents=True, exist_ok=True)
+def sqlite_path(tracking_uri: str) -> Path | None:
+    """The database file of a ``sqlite:///`` URI (absolute), None for any other store."""
+    if not tracking_uri.startswith("sqlite:///"):
+        return None
+    path = tracking_uri.removeprefix("sqlite:///").split("?", 1)[0]
+    if not path or path == ":memory:":
+        return None
+    return Path(path).resolve()
+
+
+def store_lock_path(tracking_uri: str) -> Path | None:
+    """The lock file every writer of this store takes: beside a sqlite database.
+
+    Derived from the database's absolute path, so two studies in different working
+    directories that share one database also share its lock. Servers serialise their own
+    writes (None).
+    """
+    database = sqlite_path(tracking_uri)
+    return None if database is None else database.with_name(database.name + ".lock")
+
+
+def artifact_location(tracking_uri: str) -> str | None:
+    """Where a new experiment keeps its artifacts; None: wherever the store says.
+
+    A tracking server has its own artifact store (``--artifacts-destination`` or
+    ``--default-artifact-root``): its experiments get no location from us. A sqlite store
+    keeps them beside the database (``artifacts/``), so the store and its files move together
+    and never land in the working directory's ./mlruns.
+    """
+    database = sqlite_path(tracking_uri)
+    return None if database is None else (database.parent / "artifacts").as_uri()
+
+
+def _create_sqlite_store(database: Path) -> None:
+    """Create and migrate a new sqlite store in a temporary file, then rename it into place.
+
+    MLflow migrates a new database's schema on first use; two processes doing that at once
+    broke the store for good. Called under the store's lock; a killed creation leaves only
+    the temporary file.
+    """
+    from mlflow.tracking import MlflowClient
+
+    database.parent.mkdir(parents=True, exist_ok=True)
+    staging = database.with_name(f".{database.name}.creating-{os.getpid()}")
+    staging.unlink(missing_ok=True)
+    try:
+        MlflowClient(f"sqlite:///{staging}").search_experiments(max_results=1)
+        _dispose_engines(staging)
+        os.replace(staging, database)
+    finally:
+        staging.unlink(missing_ok=True)
+
+
+def _dispose_engines(database: Path) -> None:
+    # MLflow caches one SQLAlchemy engine per URI; close the staging file's before the rename.
+    try:
+        from mlflow.store.tracking.sqlalchemy_store import SqlAlchemyStore
+
+        for uri in [u for u in SqlAlchemyStore._engine_map if str(database) in u]:
+            SqlAlchemyStore._engine_map.pop(uri).dispose()
+    except Exception:  # only an optimisation; the rename works with an open sqlite handle
+        log.debug("could not dispose the staging engine", exc_info=True)
 
 
 def _search_all(client: MlflowClient, experiment_id: str, filter_string: str) -> Iterator[Run]:
@@ -156,7 +250,9 @@ def _search_all(client: MlflowClient, experiment_id: str, filter_string: str) ->
             return
 
 
-def _get_or_create_experiment(client: MlflowClient, study: str, artifact_root: Path) -> str:
+def _get_or_create_experiment(
+    client: MlflowClient, study: str, artifact_root: Path | str | None
+) -> str:
     from mlflow.exceptions import MlflowException
 
     experiment = client.get_experiment_by_name(study)
@@ -165,12 +261,24 @@ def _get_or_create_experiment(client: MlflowClient, study: str, artifact_root: P
             # A soft-deleted experiment still owns its name; logging into it would fail.
             log.warning("restoring deleted MLflow experiment %r", study)
             client.restore_experiment(experiment.experiment_id)
+        if experiment.tags.get(EXPERIMENT_KIND_TAG) is None:
+            client.set_experiment_tag(
+                experiment.experiment_id, EXPERIMENT_KIND_TAG, EXPERIMENT_KIND
+            )
         return str(experiment.experiment_id)
-    artifact_root.mkdir(parents=True, exist_ok=True)
+    location = None
+    if isinstance(artifact_root, Path):
+        artifact_root.mkdir(parents=True, exist_ok=True)
+        location = artifact_root.resolve().as_uri()
+    elif artifact_root is not None:
+        location = artifact_root
     try:
-        # An explicit location keeps artifacts under results/ instead of ./mlruns in the CWD.
         return str(
-            client.create_experiment(study, artifact_location=artifact_root.resolve().as_uri())
+            client.create_experiment(
+                study,
+                artifact_location=location,
+                tags={EXPERIMENT_KIND_TAG: EXPERIMENT_KIND},
+            )
         )
     except MlflowException:
         # Another writer (without a lock) may have created it in the meantime.
@@ -273,12 +381,14 @@ def _with_locked_client(
     action: Callable[[MlflowClient], T],
     max_attempts: int = 8,
 ) -> T:
-    """``action(client)`` under the writers' lock file, retried on sqlite lock contention.
+    """``action(client)`` under the store's lock file, retried on sqlite lock contention.
 
-    A fresh client per attempt: its store (and first-use migrations) is created under the
-    lock, and a failed attempt leaves no half-open connection behind.
+    The lock is ``lock_path`` or, by default, the one beside a sqlite database
+    (:func:`store_lock_path`). A missing sqlite database is created once, under the lock.
+    A fresh client per attempt, so a failed attempt leaves no half-open connection behind.
     """
-    _ensure_sqlite_parent(tracking_uri)
+    lock_path = lock_path or store_lock_path(tracking_uri)
+    database = sqlite_path(tracking_uri)
     lock: AbstractContextManager[Any] = nullcontext()
     if lock_path is not None:
         from filelock import FileLock
@@ -290,6 +400,8 @@ def _with_locked_client(
         from mlflow.tracking import MlflowClient
 
         with lock:
+            if database is not None and not database.exists():
+                _create_sqlite_store(database)
             return action(MlflowClient(tracking_uri))
 
     return with_retries(attempt, max_attempts)
@@ -299,7 +411,7 @@ def log_variant_run(
     *,
     tracking_uri: str,
     study: str,
-    artifact_root: Path,
+    artifact_root: Path | str | None,
     model_id: str,
     experiment_id: str,
     trial: int,
@@ -309,12 +421,14 @@ def log_variant_run(
     artifact_files: Sequence[Path | str | tuple[str | None, Path | str]] = (),
     artifact_dirs: Mapping[str, Path] = MappingProxyType({}),
     step_metrics: Sequence[tuple[str, float, int]] = (),
+    datasets: Sequence[DatasetSpec] = (),
     lock_path: Path | None = None,
     max_attempts: int = 8,
 ) -> dict[str, str]:
     """Mirror one variant into MLflow (idempotently) and return the ids of its run.
 
-    ``step_metrics`` are (key, value, step) triples, e.g. a training job's per-epoch history.
+    ``step_metrics`` are (key, value, step) triples, e.g. a training job's per-epoch history;
+    ``datasets`` become the run's dataset inputs (the UI's Dataset column).
 
     ``artifact_files`` are files logged at the artifact root, or ``(folder, file)`` pairs
     logged under ``folder``; ``artifact_dirs`` maps an artifact folder name to a local
@@ -339,6 +453,7 @@ def log_variant_run(
             "tags": dict(tags),
             "files": sorted([folder or "", path.name, sha256_file(path)] for folder, path in files),
             "dirs": {name: directory_file_digests(directory) for name, directory in dirs.items()},
+            "datasets": [dataset.as_json() for dataset in datasets],
         }
     )
     child_tags = {
@@ -354,17 +469,12 @@ def log_variant_run(
         child_tags[TRUNCATED_TAG] = ",".join(truncated)[:MAX_TAG_LENGTH]
 
     def log_run(client: MlflowClient) -> dict[str, str]:
-        mlflow_experiment = _get_or_create_experiment(client, study, Path(artifact_root))
+        mlflow_experiment = _get_or_create_experiment(client, study, artifact_root)
         parent_id = _get_or_create_parent(client, mlflow_experiment, model_id)
-        # Earlier variant runs of this key (a training job's streamed run shares the key
-        # but is not a version of the variant run: it is never superseded).
-        siblings = [
-            run
-            for run in _search_all(
-                client, mlflow_experiment, f"tags.`{RUN_KEY_TAG}` = {_quote(run_key)}"
-            )
-            if run.data.tags.get(ROLE_TAG) != "training"
-        ]
+        # Earlier runs of this key (versions of this variant, or leftovers of killed jobs).
+        siblings = list(
+            _search_all(client, mlflow_experiment, f"tags.`{RUN_KEY_TAG}` = {_quote(run_key)}")
+        )
         live = next(
             (
                 run
@@ -386,6 +496,8 @@ def log_variant_run(
             )
             run_id = str(run.info.run_id)
             try:
+                if datasets:
+                    client.log_inputs(run_id, datasets=[d.dataset_input() for d in datasets])
                 _log_child_contents(client, run_id, flat, metrics, files, dirs, step_metrics)
             except BaseException:
                 try:
@@ -416,136 +528,11 @@ def log_variant_run(
     return _with_locked_client(tracking_uri, lock_path, log_run, max_attempts)
 
 
-class EpochLogger:
-    """Streams a training job's per-epoch metrics into MLflow while it trains.
-
-    The metrics go to a run of its own (role ``training``, nested under the model's parent
-    run, same run key as the variant), created on the first epoch. A resumed job continues
-    the interrupted job's run (found by run key and recipe fingerprint) rather than starting
-    a second one. The variant run that the ``track`` stage writes later carries the same
-    history from the manifest and links to this run by tag.
-    """
-
-    def __init__(
-        self,
-        *,
-        tracking_uri: str,
-        study: str,
-        artifact_root: Path,
-        model_id: str,
-        experiment_id: str,
-        trial: int,
-        fingerprint: str,
-        lock_path: Path,
-    ) -> None:
-        self.tracking_uri = tracking_uri
-        self.study = study
-        self.artifact_root = Path(artifact_root)
-        self.model_id = model_id
-        self.experiment_id = experiment_id
-        self.trial = trial
-        self.fingerprint = fingerprint
-        self.lock_path = Path(lock_path)
-        self.run_key = f"{model_id}/{experiment_id}/trial{trial}"
-        self.run_id: str | None = None
-
-    def _locked(self, action: Callable[[MlflowClient], T]) -> T:
-        return _with_locked_client(self.tracking_uri, self.lock_path, action)
-
-    def _open(self, client: MlflowClient) -> str:
-        experiment = _get_or_create_experiment(client, self.study, self.artifact_root)
-        parent = _get_or_create_parent(client, experiment, self.model_id)
-        query = (
-            f"tags.`{ROLE_TAG}` = 'training' and tags.`{RUN_KEY_TAG}` = {_quote(self.run_key)} "
-            f"and tags.`{HASH_TAG}` = {_quote(self.fingerprint)} and attributes.status = 'RUNNING'"
-        )
-        for run in _search_all(client, experiment, query):
-            log.info("continuing MLflow training run %s", run.info.run_id)
-            return str(run.info.run_id)
-        run = client.create_run(
-            experiment,
-            run_name=f"{self.experiment_id}/trial{self.trial}/training",
-            tags={
-                ROLE_TAG: "training",
-                MODEL_TAG: self.model_id,
-                EXPERIMENT_TAG: self.experiment_id,
-                TRIAL_TAG: str(self.trial),
-                RUN_KEY_TAG: self.run_key,
-                HASH_TAG: self.fingerprint,
-                PARENT_TAG: parent,
-            },
-        )
-        return str(run.info.run_id)
-
-    def __call__(self, epoch: int, metrics: Mapping[str, float]) -> None:
-        from mlflow.entities import Metric
-
-        def log_epoch(client: MlflowClient) -> None:
-            if self.run_id is None:
-                self.run_id = self._open(client)
-            now = int(time.time() * 1000)
-            values = [
-                Metric(key, float(value), now, int(epoch))
-                for key, value in metrics.items()
-                if key != "epoch" and value is not None
-            ]
-            client.log_batch(self.run_id, metrics=values)
-
-        try:
-            self._locked(log_epoch)
-        except Exception:  # tracking must never kill a training job; results/ stays the truth
-            log.exception("could not stream epoch %d metrics to MLflow", epoch)
-
-    def finish(self, status: str = "FINISHED") -> str | None:
-        if self.run_id is not None:
-            run_id = self.run_id
-            try:
-                self._locked(lambda client: client.set_terminated(run_id, status))
-            except Exception:
-                log.exception("could not close MLflow training run %s", run_id)
-        return self.run_id
-
-
-@contextlib.contextmanager
-def streamed_epochs(
-    tracking: TrackingSettings,
-    *,
-    study: str,
-    context: Mapping[str, Any],
-    fingerprint: str | None,
-) -> Iterator[EpochLogger | None]:
-    """An EpochLogger for one training job (None when tracking is off or nothing trains).
-
-    The run is closed FINISHED when the body ends and FAILED when it raises an Exception; an
-    interrupted job (Ctrl-C, SIGTERM) leaves it RUNNING on purpose: the rerun resumes from
-    the checkpoint and continues that run.
-    """
-    if not tracking.enabled or fingerprint is None:
-        yield None
-        return
-    logger = EpochLogger(
-        tracking_uri=tracking.uri,
-        study=study,
-        artifact_root=ARTIFACT_ROOT,
-        model_id=context["model"],
-        experiment_id=context["experiment"],
-        trial=context["trial"],
-        fingerprint=fingerprint,
-        lock_path=LOCK_PATH,
-    )
-    try:
-        yield logger
-    except Exception:
-        logger.finish("FAILED")
-        raise
-    logger.finish()
-
-
 def log_study_table(
     *,
     tracking_uri: str,
     study: str,
-    artifact_root: Path,
+    artifact_root: Path | str | None,
     role: str,
     records: Sequence[Mapping[str, Any]],
     metrics: Mapping[str, float],
@@ -590,5 +577,46 @@ def log_study_table(
             client.log_artifact(run_id, str(path))
         client.set_terminated(run_id, "FINISHED")
         return run_id
+
+    return _with_locked_client(tracking_uri, lock_path, action)
+
+
+def close_removed_runs(
+    *,
+    tracking_uri: str,
+    study: str,
+    run_keys: Sequence[str],
+    models: Sequence[str],
+    lock_path: Path | None = None,
+) -> list[str]:
+    """Close and tag the runs of variants (and models) the config no longer has.
+
+    A removed experiment's run would otherwise stay live beside the current ones and the
+    mirror would no longer match the tables. Its run is tagged removed and superseded (not
+    deleted: its history stays readable) and terminated if a killed job left it RUNNING; a
+    parent run whose model is gone is tagged removed too. Returns the run ids it changed.
+    """
+    keep_keys, keep_models = set(run_keys), set(models)
+
+    def action(client: MlflowClient) -> list[str]:
+        experiment = client.get_experiment_by_name(study)
+        if experiment is None:
+            return []
+        changed: list[str] = []
+        for run in _search_all(client, str(experiment.experiment_id), ""):
+            tags = run.data.tags
+            key, role = tags.get(RUN_KEY_TAG), tags.get(ROLE_TAG)
+            gone = (key is not None and key not in keep_keys) or (
+                role == "parent" and tags.get(MODEL_TAG) not in keep_models
+            )
+            if not gone or tags.get(REMOVED_TAG) == "true":
+                continue
+            client.set_tag(run.info.run_id, REMOVED_TAG, "true")
+            if key is not None:
+                client.set_tag(run.info.run_id, SUPERSEDED_TAG, "true")
+            if run.info.status == "RUNNING":
+                client.set_terminated(run.info.run_id, "KILLED")
+            changed.append(str(run.info.run_id))
+        return changed
 
     return _with_locked_client(tracking_uri, lock_path, action)

@@ -1,15 +1,10 @@
-"""Stage track: one variant's result files become an MLflow run (the mirror of results/)."""
+"""What one variant's records say as MLflow metrics (used by the study's track stage)."""
 
 from __future__ import annotations
 
-from pathlib import Path
 from typing import Any
 
 from ..compress.record import is_baseline_record
-from ..io import json_digest, read_json, write_json_atomic
-from ..provenance import git_commit, package_versions
-from .mlflow_store import ARTIFACT_ROOT, LOCK_PATH, log_variant_run
-from .settings import TrackingSettings
 
 
 def variant_metrics(
@@ -49,58 +44,3 @@ def history_metrics(manifest: dict[str, Any]) -> list[tuple[str, float, int]]:
         for key, value in entry.items()
         if key != "epoch" and value is not None
     ]
-
-
-def track_variant(
-    *,
-    package: Path,
-    manifest: Path,
-    evaluation: Path,
-    profile: Path,
-    logs: list[Path],
-    run_params: dict[str, Any],
-    tracking: TrackingSettings,
-    study: str,
-    output: Path,
-    context: dict[str, Any],
-) -> dict[str, Any]:
-    manifest_data, evaluation_data, profile_data = (
-        read_json(manifest),
-        read_json(evaluation),
-        read_json(profile),
-    )
-    config_hash = json_digest(run_params)
-    tags = {
-        "git_commit": git_commit(),
-        "config_hash": config_hash,
-        "evaluation_backend": evaluation_data["backend"],
-        "profiling_backend": profile_data["backend"],
-        "latency_device": profile_data["latency"].get("device", "unknown"),
-        **{f"version.{k}": v for k, v in package_versions().items()},
-    }
-    if manifest_data.get("training_run_id"):
-        tags["training_run_id"] = manifest_data["training_run_id"]
-    run = log_variant_run(
-        tracking_uri=tracking.uri,
-        study=study,
-        artifact_root=ARTIFACT_ROOT,
-        model_id=context["model"],
-        experiment_id=context["experiment"],
-        trial=context["trial"],
-        params=run_params,
-        metrics=variant_metrics(manifest_data, evaluation_data, profile_data),
-        tags=tags,
-        artifact_files=[
-            ("manifest", manifest),
-            ("evaluation", evaluation),
-            ("profile", profile),
-            # results/logs/<rule>/...: keep the rule name so same-named logs do not collide.
-            *[(f"logs/{Path(log).parts[-4]}", Path(log)) for log in logs],
-        ],
-        artifact_dirs={package.name: package} if tracking.log_packages else {},
-        step_metrics=history_metrics(manifest_data),
-        lock_path=LOCK_PATH,
-    )
-    record = {"stage": "track", **context, **run, "tags": tags}
-    write_json_atomic(output, record)
-    return record
