@@ -36,7 +36,8 @@ def require_fashion_mnist() -> None:
 
 def short_recipe(**overrides: object) -> TrainingRecipe:
     """Two short epochs on 1024 images: the training-loop and baseline tests' recipe."""
-    base = {"epochs": 2, "batch_size": 64, "lr": 0.05, "train_limit": 1024}
+    # Validation on the 200 images the evaluation stage scores (DATA's limit).
+    base = {"epochs": 2, "batch_size": 64, "lr": 0.05, "train_limit": 1024, "validation_limit": 200}
     return TrainingRecipe.model_validate({**base, "max_steps_per_epoch": 6, **overrides})
 
 
@@ -59,13 +60,20 @@ def training(data: dict[str, Any] = DATA) -> Any:
 
 # ------------------------------------------- the torch-side compression study (tests/compress)
 
-TRAIN_RECIPE = {"epochs": 1, "batch_size": 64, "train_limit": 2048, "max_steps_per_epoch": 20}
+TRAIN_RECIPE = {
+    "epochs": 1,
+    "batch_size": 64,
+    "train_limit": 2048,
+    "max_steps_per_epoch": 20,
+    "validation_limit": 200,
+}
 FINETUNE = {
     "epochs": 2,
     "batch_size": 64,
     "lr": 0.01,
     "train_limit": 2048,
     "max_steps_per_epoch": 8,
+    "validation_limit": 200,
 }
 
 

@@ -48,6 +48,45 @@ def run_snakemake(
     return result
 
 
+def dry_run_jobs(
+    workdir: Path, config: dict, snakefile: Path | None = None
+) -> dict[str, int]:
+    """The jobs ``snakemake -n`` would run in ``workdir`` with ``config``: {rule: count}.
+
+    The config goes to its own file (the run's own config.yaml stays as it is), and
+    ``snakefile`` may be an edited copy of the workflow.
+    """
+    path = workdir / "dry-run.yaml"
+    path.write_text(yaml.safe_dump(config, sort_keys=False))
+    cmd = [
+        SNAKEMAKE,
+        "--snakefile", str(snakefile or ROOT / "Snakefile"),
+        "--directory", str(workdir),
+        "--configfile", str(path),
+        "--cores", "2",
+        "--dry-run",
+    ]  # fmt: skip
+    result = subprocess.run(
+        cmd,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    output = result.stdout + result.stderr
+    if result.returncode != 0:
+        raise AssertionError(f"snakemake -n failed ({result.returncode}):\n{output[-6000:]}")
+    if "Nothing to be done" in output:
+        return {}
+    lines = output.split("Job stats:", 1)[1].splitlines()
+    jobs: dict[str, int] = {}
+    for line in lines[3:]:
+        parts = line.split()
+        if len(parts) != 2 or parts[0] == "total":
+            break
+        jobs[parts[0]] = int(parts[1])
+    return jobs
+
+
 def write_config(workdir: Path, config: dict) -> Path:
     workdir.mkdir(parents=True, exist_ok=True)
     path = workdir / "config.yaml"

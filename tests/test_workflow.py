@@ -8,7 +8,7 @@ import sqlite3
 from pathlib import Path
 
 import pytest
-from helpers import run_snakemake, write_config
+from helpers import ROOT, dry_run_jobs, run_snakemake, write_config
 
 SMALL_CONFIG = {
     "study": "itest",
@@ -127,6 +127,85 @@ def test_second_run_is_a_noop(finished_run: Path) -> None:
     assert _outputs(finished_run) == before
 
 
+# What follows any change of a row's figures: the tables, the gate's report, the mirror.
+TABLES = {"aggregate": 1, "publish_tables": 1, "reference_report": 1, "track": 1, "all": 1}
+
+
+def _changed(edit: str) -> dict:
+    config = json.loads(json.dumps(SMALL_CONFIG))
+    if edit == "experiment parameter":
+        config["experiments"][1]["compression"]["n_bits"] = 4
+    elif edit == "new row":
+        config["experiments"].append(
+            {"id": "int4", "compression": {"algorithm": "quantize_linear", "dtype": "int4",
+                                            "granularity": "per_block", "block_size": 32}}
+        )  # fmt: skip
+    elif edit == "removed row":
+        config["experiments"] = [e for e in config["experiments"] if e["id"] != "prune"]
+    elif edit == "evaluation data":
+        config["data"]["limit"] = 3
+    elif edit == "profiling setting":
+        config["profiling"]["runs"] = 4
+    elif edit == "tracking settings":
+        config["tracking"] = {"log_packages": False}
+    elif edit == "display name":
+        config["experiments"][2]["label"] = "int8 (per channel)"
+    elif edit == "model display name":
+        config["models"][0]["display_name"] = "MobileNetV3 small (renamed)"
+    elif edit == "training data":
+        # Nothing of this study trains: a training split is read by no job.
+        config["data"]["training"] = {"kind": "fashion_mnist", "split": "train"}
+    elif edit != "no change":
+        raise ValueError(edit)
+    return config
+
+
+@pytest.mark.parametrize(
+    ("edit", "expected"),
+    [
+        ("no change", {}),
+        ("experiment parameter", {"compress": 1, "evaluate": 1, "profile": 1, **TABLES}),
+        ("new row", {"compress": 1, "evaluate": 1, "profile": 1, **TABLES}),
+        ("removed row", TABLES),
+        ("evaluation data", {"evaluate": 4, **TABLES}),
+        ("profiling setting", {"profile": 4, **TABLES}),
+        ("tracking settings", {"track": 1, "all": 1}),
+        # The tables print display names; no compute job sees them.
+        ("display name", TABLES),
+        # Published rows are found by the model's display name: renamed, it has none (no gate).
+        ("model display name", {"aggregate": 1, "publish_tables": 1, "track": 1, "all": 1}),
+        ("training data", {}),
+    ],
+)
+def test_a_change_reruns_exactly_what_depends_on_it(
+    finished_run: Path, edit: str, expected: dict[str, int]
+) -> None:
+    assert dry_run_jobs(finished_run, _changed(edit)) == expected
+
+
+def test_a_stage_code_edit_reruns_that_stage(finished_run: Path, tmp_path: Path) -> None:
+    """Snakemake hashes only the one-line job script: the rules' params carry the stage's
+    code fingerprint instead, so an edit of evaluate's logic reruns every evaluate job."""
+    import shutil
+
+    copy = tmp_path / "workflow-copy"
+    copy.mkdir()
+    shutil.copy(ROOT / "Snakefile", copy / "Snakefile")
+    shutil.copytree(
+        ROOT / "workflow", copy / "workflow", ignore=shutil.ignore_patterns("__pycache__")
+    )
+    # The copy's default published table is another path: name the original one.
+    published = ROOT / "workflow/coreml_bench/reference/published.csv"
+    config = {**SMALL_CONFIG, "reference": {"published": str(published)}}
+    assert dry_run_jobs(finished_run, config, copy / "Snakefile") == {}
+    stage = copy / "workflow/coreml_bench/evaluate/metrics.py"
+    stage.write_text(stage.read_text() + "\n# an edit of the evaluation logic\n")
+    assert dry_run_jobs(finished_run, config, copy / "Snakefile") == {
+        "evaluate": 4,
+        **TABLES,
+    }
+
+
 def test_changing_one_experiment_reruns_only_its_jobs(finished_run: Path) -> None:
     before = _outputs(finished_run)
     changed = json.loads(json.dumps(SMALL_CONFIG))
@@ -139,7 +218,7 @@ def test_changing_one_experiment_reruns_only_its_jobs(finished_run: Path) -> Non
         "compressed/mnv3s/kmeans/trial1/manifest.json",
         "evaluation/mnv3s/kmeans/trial1.json",
         "profile/mnv3s/kmeans/trial1.json",
-        "tracking/mnv3s/kmeans/trial1.json",
+        "tracking/study.json",
         "aggregate/summary.csv",
         "aggregate/summary.md",
         "aggregate/pareto.png",
@@ -154,12 +233,14 @@ def test_changing_one_experiment_reruns_only_its_jobs(finished_run: Path) -> Non
     assert rewritten - package_files == expected
     with open(finished_run / "results/tables/summary.csv") as handle:
         assert "4 bit" in {row["Config"] for row in csv.DictReader(handle)}
+    # The mirror logged the changed variant only; the other three kept their runs.
+    mirror = json.loads((finished_run / "results/tracking/study.json").read_text())
+    assert mirror["logged"] == ["mnv3s/kmeans/trial1"] and len(mirror["runs"]) == 4
     # The superseded MLflow run stays as history; the new one is the live one.
     db = sqlite3.connect(finished_run / "results/mlflow/mlflow.db")
     superseded = db.execute(
         "select count(*) from tags where key='coreml_bench.superseded' and value='true' and "
-        "run_uuid not in (select run_uuid from tags where key='coreml_bench.role' and "
-        "value='reference_gate')"
+        "run_uuid not in (select run_uuid from tags where key='coreml_bench.role')"
     ).fetchone()[0]
     assert superseded == 1
     # So does the gate's table: a new run, the old one kept and tagged superseded.
@@ -180,3 +261,39 @@ def test_invalid_config_stops_before_any_job(tmp_path: Path) -> None:
     output = result.stdout + result.stderr
     assert "experiments[1].compression.palettize_kmeans.n_bits" in output and "(got 5)" in output
     assert not (tmp_path / "results").exists()
+
+
+def test_stale_lists_results_of_another_environment_and_reruns_exactly_those(
+    finished_run: Path,
+) -> None:
+    """Last in this module: it rewrites one record the way an older torch would have."""
+    import subprocess
+    import sys
+
+    cli = [str(Path(sys.executable).with_name("coreml-bench")), "stale"]
+    results = finished_run / "results"
+    fresh = subprocess.run([*cli, str(results)], capture_output=True, text=True, check=False)
+    assert fresh.returncode == 0, fresh.stdout + fresh.stderr
+    assert "up to date" in fresh.stdout
+
+    record_path = results / "evaluation/mnv3s/int8/trial1.json"
+    record = json.loads(record_path.read_text())
+    torch_today = record["provenance"]["environment"]["torch"]
+    record["provenance"]["environment"]["torch"] = "2.0.0"
+    record_path.write_text(json.dumps(record))
+    listed = subprocess.run([*cli, str(results)], capture_output=True, text=True, check=False)
+    assert listed.returncode == 1
+    assert listed.stdout.splitlines() == [
+        f"{record_path}  [evaluate]  environment: torch 2.0.0 -> {torch_today}"
+    ]
+
+    rerun = subprocess.run(
+        [*cli, str(results), "--rerun", "--", "--snakefile", str(ROOT / "Snakefile"),
+         "--directory", str(finished_run), "--configfile", str(finished_run / "config.yaml"),
+         "--cores", "2"],
+        capture_output=True, text=True, check=False, cwd=finished_run,
+    )  # fmt: skip
+    assert rerun.returncode == 0, rerun.stdout[-3000:] + rerun.stderr[-3000:]
+    assert json.loads(record_path.read_text())["provenance"]["environment"]["torch"] == torch_today
+    again = subprocess.run([*cli, str(results)], capture_output=True, text=True, check=False)
+    assert again.returncode == 0, again.stdout

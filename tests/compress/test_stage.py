@@ -21,7 +21,7 @@ import pytest
 import torch
 from coreml_bench.mlpackage.program import read_package_weights
 from fashion import FINETUNE, torch_study
-from helpers import ROOT, SNAKEMAKE, run_snakemake, write_config
+from helpers import ROOT, SNAKEMAKE, dry_run_jobs, run_snakemake, write_config
 
 
 @pytest.fixture(scope="module", autouse=True)
@@ -119,33 +119,52 @@ def test_training_time_rows_run_end_to_end(fashion_run: Path) -> None:
     assert any(not (a == b).all() for a, b in zip(first_w, second_w, strict=True))
 
 
-def test_epochs_are_streamed_to_mlflow_and_linked_from_the_variant_run(fashion_run: Path) -> None:
+def test_the_epoch_history_reaches_mlflow_from_the_records_alone(fashion_run: Path) -> None:
+    """Compute jobs never talk to MLflow: the fine-tuning history is in the manifest and the
+    study's one local track job mirrors it as step metrics of the variant's run."""
     from mlflow.tracking import MlflowClient
 
     client = MlflowClient(f"sqlite:///{fashion_run}/results/mlflow/mlflow.db")
     experiment = client.get_experiment_by_name("fashion-torch")
+    assert experiment.tags["mlflow.experimentKind"] == "custom_model_development"
     runs = client.search_runs([experiment.experiment_id])
-    training = [r for r in runs if r.data.tags.get("coreml_bench.role") == "training"]
-    # dkm ×2, prune, w8a8 fine-tune; skm calibrates without epochs.
-    assert sorted(r.data.tags["coreml_bench.run_key"] for r in training) == [
-        "cnn/dkm-2bit/trial1", "cnn/dkm-2bit/trial2", "cnn/prune-75-ft/trial1", "cnn/w8a8/trial1"
-    ]  # fmt: skip
-    for run in training:
-        assert run.info.status == "FINISHED"
-        history = client.get_metric_history(run.info.run_id, "val_top1")
-        assert [m.step for m in history] == [1, 2]
+    assert not [r for r in runs if r.data.tags.get("coreml_bench.role") == "training"]
     variant = next(
-        r
-        for r in runs
-        if r.data.tags.get("coreml_bench.run_key") == "cnn/dkm-2bit/trial1"
-        and r.data.tags.get("coreml_bench.role") != "training"
+        r for r in runs if r.data.tags.get("coreml_bench.run_key") == "cnn/dkm-2bit/trial1"
     )
-    streamed = next(
-        r for r in training if r.data.tags["coreml_bench.run_key"] == "cnn/dkm-2bit/trial1"
-    )
-    assert variant.data.tags["training_run_id"] == streamed.info.run_id
     assert [m.step for m in client.get_metric_history(variant.info.run_id, "val_top1")] == [1, 2]
     assert "torch_accuracy" in variant.data.metrics
+    # What the UI's Dataset and Source columns read.
+    assert [d.dataset.name for d in variant.inputs.dataset_inputs] == ["fashion_mnist:test"]
+    assert variant.data.tags["mlflow.source.type"] == "LOCAL"
+    assert variant.data.tags["code_fingerprint.compress"]
+
+
+TABLES = {"aggregate": 1, "publish_tables": 1, "track": 1, "all": 1}
+
+
+def test_evaluation_settings_retrain_nothing(fashion_run: Path) -> None:
+    """data.limit is how the evaluation stage reads its set: no fine-tuning and not the
+    baseline depend on it (they validate with their recipe's settings). SKM, which only
+    calibrates, measures its torch accuracy with it: that job alone reruns."""
+    config = torch_study(EXPERIMENTS)
+    assert dry_run_jobs(fashion_run, config) == {}
+    config["data"] = {**config["data"], "limit": 100}
+    assert dry_run_jobs(fashion_run, config) == {
+        "compress_torch": 1, "evaluate": 7, "profile": 1, **TABLES
+    }  # fmt: skip
+
+
+def test_a_training_data_setting_retrains_the_baseline_and_everything_after(
+    fashion_run: Path, tmp_path: Path
+) -> None:
+    config = torch_study(EXPERIMENTS)
+    config["data"] = {**config["data"], "training": {**config["data"]["training"]}}
+    config["data"]["training"]["root"] = str(tmp_path / "another-copy")
+    assert dry_run_jobs(fashion_run, config) == {
+        "train_baseline": 1, "convert": 1, "compress": 1, "compress_torch": 5,
+        "evaluate": 7, "profile": 7, **TABLES,
+    }  # fmt: skip
 
 
 def test_a_killed_training_job_resumes_when_rerun(tmp_path: Path) -> None:

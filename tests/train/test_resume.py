@@ -10,7 +10,7 @@ import fashion
 import pytest
 import torch
 from coreml_bench.compress import ALGORITHMS
-from coreml_bench.compress.stage import torch_job_fingerprint
+from coreml_bench.compress.torch_stage import torch_job_fingerprint
 from coreml_bench.data import evaluation_loader, training_dataset
 from coreml_bench.models import ModelSpec, build_model
 from coreml_bench.train.loop import train
@@ -95,7 +95,7 @@ def test_a_checkpoint_of_another_job_is_not_resumed(tmp_path: Path) -> None:
 
 
 def test_a_finished_fine_tuning_job_checkpoints_under_its_own_fingerprint(tmp_path: Path) -> None:
-    from coreml_bench.compress.stage import compress_with_torch
+    from coreml_bench.compress.torch_stage import compress_with_torch
     from coreml_bench.convert import ConversionSettings
 
     weights = tmp_path / "cnn.pth"

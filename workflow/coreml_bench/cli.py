@@ -97,6 +97,23 @@ def _verify(args: argparse.Namespace) -> int:
     return 1 if report.problems else 0
 
 
+def _stale(args: argparse.Namespace) -> int:
+    from .stale import find_stale, rerun
+
+    results = Path(args.results)
+    stale = find_stale(results)
+    for record in stale:
+        print(record.line())
+    if not stale:
+        print(f"up to date: every record under {results} was made by today's code and environment")
+        return 0
+    print(f"{len(stale)} stale result(s)", file=sys.stderr)
+    if args.rerun:
+        return rerun(stale, results, args.snakemake_args)
+    print("rerun exactly these: coreml-bench stale --rerun [-- snakemake options]", file=sys.stderr)
+    return 1
+
+
 def _make_imagenet_sample(args: argparse.Namespace) -> int:
     from .data.imagenet import foolbox_imagenet_sample, write_imagenet_folder
 
@@ -128,13 +145,29 @@ def main(argv: list[str] | None = None) -> int:
     )
     verify.add_argument("results", nargs="?", default="results")
     verify.set_defaults(func=_verify)
+    stale = sub.add_parser(
+        "stale",
+        help="list the results made with other code or another environment than today's "
+        "(exit 1 if any); --rerun reruns exactly those",
+    )
+    stale.add_argument("results", nargs="?", default="results")
+    stale.add_argument(
+        "--rerun",
+        action="store_true",
+        help="run `snakemake --forcerun <stale records>` with the options after `--`",
+    )
+    stale.set_defaults(func=_stale)
     sample = sub.add_parser(
         "make-imagenet-sample",
         help="write the 20 foolbox ImageNet images as an ImageNet-layout folder (<wnid>/*.jpg)",
     )
     sample.add_argument("dest", nargs="?", default="results/data/imagenet-sample")
     sample.set_defaults(func=_make_imagenet_sample)
-    args = parser.parse_args(argv)
+    argv = list(sys.argv[1:] if argv is None else argv)
+    # Everything after `--` is snakemake's (stale --rerun), never ours.
+    split = argv.index("--") if "--" in argv else len(argv)
+    args = parser.parse_args(argv[:split])
+    args.snakemake_args = argv[split + 1 :]
     return int(args.func(args))
 
 

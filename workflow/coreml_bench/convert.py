@@ -6,6 +6,7 @@ import logging
 from pathlib import Path
 from typing import Any, Literal
 
+from .fingerprint import record_provenance
 from .io import write_json_atomic
 from .mlpackage.files import package_summary, save_atomic
 from .models import ModelSpec, load_model
@@ -104,6 +105,7 @@ def convert_model(
         **package_summary(package),
         "timing": timer.summary(),
         "versions": package_versions(),
+        "provenance": record_provenance("convert"),
     }
     write_json_atomic(manifest, record)
     return record

@@ -28,6 +28,7 @@ from typing import IO, TYPE_CHECKING
 
 from tqdm import tqdm
 
+from .fingerprint import record_provenance
 from .io import CHUNK, atomic_directory, atomic_stream, sha256_file, write_json_atomic
 from .mlpackage.files import input_description, package_summary
 from .models import ModelSpec, build_model
@@ -378,6 +379,7 @@ def download_weights(*, model: ModelSpec, weights: Path, manifest: Path) -> dict
         "model": model.id,
         **record,
         "timing": timer.summary(),
+        "provenance": record_provenance("download_weights"),
     }
     write_json_atomic(manifest, manifest_record)
     return manifest_record
@@ -402,6 +404,7 @@ def import_package(
         **package_summary(package),
         "timing": timer.summary(),
         "versions": package_versions(),
+        "provenance": record_provenance("import_package"),
     }
     write_json_atomic(manifest, manifest_record)
     return manifest_record
@@ -421,6 +424,7 @@ def download_config_file(
         "bytes": Path(config).stat().st_size,
         "verified": "sha256" if sha256 else _unpinned(url, digest),
         "timing": timer.summary(),
+        "provenance": record_provenance("download_compression_config"),
     }
     write_json_atomic(manifest, record)
     return record

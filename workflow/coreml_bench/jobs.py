@@ -17,20 +17,21 @@ from typing import Any
 from .aggregate.stage import aggregate
 from .aggregate.tables import TableRow
 from .compress import ALGORITHMS
-from .compress.stage import compress_package, compress_with_torch, torch_job_fingerprint
+from .compress.stage import compress_package
+from .compress.torch_stage import compress_with_torch, torch_job_fingerprint
 from .convert import ConversionSettings, convert_model
 from .data import DATA_KINDS, DataSelection
 from .download import download_config_file, download_weights, import_package
 from .evaluate.stage import evaluate_package
+from .fingerprint import CURRENT_RULE, record_provenance
 from .io import copy_atomic, read_json, write_json_atomic
 from .mlpackage.files import verify_package
 from .models import ModelSpec
 from .profile.settings import ProfilingSettings
 from .profile.stage import profile_package
 from .registry import load_plugins
-from .tracking.mlflow_store import streamed_epochs
 from .tracking.settings import TrackingSettings
-from .tracking.variant import track_variant
+from .tracking.study import VariantFiles, track_study
 from .train.baseline import train_baseline
 from .train.recipe import TrainingRecipe
 
@@ -207,6 +208,7 @@ def check_torch_settings_job(smk: Any) -> None:
             "compression": compression,
             "coremltools_config": None if config is None else type(config).__name__,
             "checked_by_coremltools": config is not None,
+            "provenance": record_provenance("check_torch_settings"),
         },
     )
 
@@ -234,29 +236,22 @@ def compress_torch_job(smk: Any) -> None:
             params=params, recipe=recipe, model=model, evaluation=evaluation,
             training=training, weights=weights,
         )  # fmt: skip
-    with streamed_epochs(
-        TrackingSettings.model_validate(smk.params.tracking),
-        study=smk.params.study,
-        context=context,
+    # Records only: the epoch history lands in the manifest and the track rule mirrors it.
+    compress_with_torch(
+        params=params,
+        recipe=recipe,
+        model=model,
+        evaluation=evaluation,
+        training=training,
+        conversion=_conversion(smk),
+        weights=weights,
         fingerprint=fingerprint,
-    ) as epochs:
-        compress_with_torch(
-            params=params,
-            recipe=recipe,
-            model=model,
-            evaluation=evaluation,
-            training=training,
-            conversion=_conversion(smk),
-            weights=weights,
-            fingerprint=fingerprint,
-            baseline_manifest=read_json(smk.input.manifest),
-            package=Path(smk.output.package),
-            manifest=Path(smk.output.manifest),
-            checkpoint_dir=Path(smk.params.checkpoint_dir),
-            context=context,
-            on_epoch_end=epochs,
-            record_extra=lambda: {"training_run_id": epochs.run_id if epochs else None},
-        )
+        baseline_manifest=read_json(smk.input.manifest),
+        package=Path(smk.output.package),
+        manifest=Path(smk.output.manifest),
+        checkpoint_dir=Path(smk.params.checkpoint_dir),
+        context=context,
+    )
 
 
 def evaluate_job(smk: Any) -> None:
@@ -288,17 +283,31 @@ def profile_job(smk: Any) -> None:
 
 
 def track_job(smk: Any) -> None:
-    track_variant(
-        package=_verified_package(smk),
-        manifest=Path(smk.input.manifest),
-        evaluation=Path(smk.input.evaluation),
-        profile=Path(smk.input.profile),
-        logs=[Path(p) for p in smk.input.logs],
-        run_params=smk.params.run_params,
+    """The study's MLflow mirror, from the records of every variant (one local job)."""
+    variants = [
+        VariantFiles(
+            model=v["model"],
+            experiment=v["experiment"],
+            trial=int(v["trial"]),
+            package=Path(v["package"]),
+            manifest=Path(v["manifest"]),
+            evaluation=Path(v["evaluation"]),
+            profile=Path(v["profile"]),
+            logs=[Path(p) for p in v["logs"]],
+            run_params=v["run_params"],
+        )
+        for v in smk.params.variants
+    ]
+    gate = smk.input.get("gate_csv")
+    track_study(
+        variants=variants,
         tracking=TrackingSettings.model_validate(smk.params.tracking),
         study=smk.params.study,
+        summary_csv=Path(smk.input.summary_csv),
+        summary_files=[Path(smk.input.summary_md), Path(smk.input.plot)],
+        gate_csv=Path(gate) if gate else None,
+        gate_files=[Path(smk.input.gate_md)] if gate else [],
         output=Path(smk.output[0]),
-        context=_context(smk),
     )
 
 
@@ -316,14 +325,13 @@ def aggregate_job(smk: Any) -> None:
 
 def reference_report_job(smk: Any) -> None:
     from .reference.stage import compare_with_published
-    from .tracking.mlflow_store import ARTIFACT_ROOT, LOCK_PATH, log_study_table
 
     if smk.params.reference is None:
         raise ValueError(
             "no model of this config has published rows (their display names are not in "
             "reference.published), or reference.enabled is false: there is nothing to gate"
         )
-    verdicts = compare_with_published(
+    compare_with_published(
         rows=[TableRow.model_validate(row) for row in smk.params.rows],
         manifests=[Path(p) for p in smk.input.manifests],
         evaluations=[Path(p) for p in smk.input.evaluations],
@@ -333,22 +341,6 @@ def reference_report_job(smk: Any) -> None:
         table_csv=Path(smk.output.csv),
         table_md=Path(smk.output.markdown),
     )
-    tracking = TrackingSettings.model_validate(smk.params.tracking)
-    if tracking.enabled:
-        statuses = [v.status for v in verdicts]
-        log_study_table(
-            tracking_uri=tracking.uri,
-            study=smk.params.study,
-            artifact_root=ARTIFACT_ROOT,
-            role="reference_gate",
-            records=[v.as_record() for v in verdicts],
-            metrics={
-                "gate_rows": len(verdicts),
-                **{f"gate_{s.replace(' ', '_')}": statuses.count(s) for s in set(statuses)},
-            },
-            files=[Path(smk.output.markdown)],
-            lock_path=LOCK_PATH,
-        )
 
 
 def check_job(smk: Any) -> None:
@@ -385,6 +377,7 @@ STAGES: dict[str, Callable[[Any], None]] = {
 
 def run(smk: Any) -> None:
     """Run the stage of this job's rule, with its log file as stdout/stderr/logging."""
+    CURRENT_RULE.set(smk.rule)
     with job_logging(smk.log[0]):
         load_plugins()
         try:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import functools
 import platform
 import resource
 import subprocess
@@ -35,6 +36,7 @@ def package_versions() -> dict[str, str]:
     return versions
 
 
+@functools.cache
 def git_commit(cwd: Path | None = None) -> str:
     """The checkout's commit, or 'unknown' outside git (e.g. an sdist or a cluster copy)."""
     try:

@@ -14,9 +14,11 @@ rule aggregate:
         "results/logs/aggregate/aggregate.log",
     benchmark:
         "results/benchmarks/aggregate/aggregate.tsv"
+    localrule: True
     conda:
         "../../envs/coreml-bench.yaml"
     params:
+        code=code_fingerprint("aggregate"),
         rows=table_rows(),
     script:
         STAGE_SCRIPT
@@ -46,5 +48,7 @@ rule publish_tables:
     localrule: True
     conda:
         "../../envs/coreml-bench.yaml"
+    params:
+        code=code_fingerprint("publish_tables"),
     script:
         STAGE_SCRIPT

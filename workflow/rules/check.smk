@@ -13,6 +13,7 @@ rule check_torch_settings:
     conda:
         "../../envs/coreml-bench.yaml"
     params:
+        code=code_fingerprint("check_torch_settings"),
         compression=compression_params,
     script:
         STAGE_SCRIPT

@@ -1,6 +1,9 @@
 import re
+from types import SimpleNamespace
 
 from snakemake.exceptions import WorkflowError
+
+from coreml_bench.fingerprint import code_fingerprint
 
 
 # Wildcards only ever take configured ids, so no rule can match a stray path.
@@ -8,6 +11,10 @@ wildcard_constraints:
     model="|".join(re.escape(m.id) for m in CFG.models),
     experiment="|".join(re.escape(e.id) for e in CFG.experiments),
     trial=r"\d+",
+
+
+class Ids(SimpleNamespace):
+    """Wildcard values for calling input functions outside a job (tables, tracking)."""
 
 
 def _id_pattern(ids):
@@ -55,9 +62,7 @@ def final_outputs():
     if REFERENCE is not None:
         outputs += ["results/reference/gate.md", "results/reference/gate.csv"]
     if CFG.tracking.enabled:
-        outputs += [
-            f"results/tracking/{m}/{e}/trial{t}.json" for m, e, t in CFG.variants()
-        ]
+        outputs.append("results/tracking/study.json")
     return outputs
 
 
@@ -78,25 +83,60 @@ def variant_manifest(wildcards):
     return f"results/compressed/{wildcards.model}/{wildcards.experiment}/trial{wildcards.trial}/manifest.json"
 
 
-def variant_logs(wildcards):
+def variant_logs(model, experiment, trial):
     """The job logs behind one variant: they go to MLflow with its other artifacts."""
+    ids = {"model": model, "experiment": experiment, "trial": trial}
     logs = [
-        f"results/logs/evaluate/{VARIANT}.log".format(**wildcards),
-        f"results/logs/profile/{VARIANT}.log".format(**wildcards),
+        f"results/logs/evaluate/{VARIANT}.log".format(**ids),
+        f"results/logs/profile/{VARIANT}.log".format(**ids),
     ]
-    if not is_baseline(wildcards):
-        logs.append(f"results/logs/compress/{VARIANT}.log".format(**wildcards))
+    if not CFG.experiment(experiment).algorithm().is_baseline:
+        logs.append(f"results/logs/compress/{VARIANT}.log".format(**ids))
     return logs
 
 
-def timing_threads(wildcards):
-    """Timing needs the machine to itself: claim every local core so no job runs beside it.
+def tracked_variants():
+    """What track mirrors of each variant (files and MLflow params)."""
+    variants = []
+    for m, e, t in CFG.variants():
+        wc = Ids(model=m, experiment=e, trial=str(t))
+        variants.append(
+            {
+                "model": m,
+                "experiment": e,
+                "trial": t,
+                "package": variant_package(wc),
+                "manifest": variant_manifest(wc),
+                "evaluation": f"results/evaluation/{m}/{e}/trial{t}.json",
+                "profile": f"results/profile/{m}/{e}/trial{t}.json",
+                "logs": variant_logs(m, e, t),
+                "run_params": run_params(wc),
+            }
+        )
+    return variants
 
-    Profilers that time another machine (remote) need one. Where no core count is set
-    (cluster executors, --report) fall back to the torch threads.
+
+def tracking_gate(wildcards):
+    """The reference gate's report, mirrored as a study table where the config has one."""
+    if REFERENCE is None:
+        return {}
+    return {
+        "gate_csv": "results/reference/gate.csv",
+        "gate_md": "results/reference/gate.md",
+    }
+
+
+def timing_threads(wildcards):
+    """Timing needs the machine to itself: locally, claim every core so no job runs beside it.
+
+    On a cluster a job asks for what it uses (profiling.threads; the scheduler isolates it,
+    e.g. slurm_extra --exclusive in the profile), the same figure at submission and in the
+    job. Profilers that time another machine (remote) need one thread.
     """
     if not PROFILER_TIMES_THIS_HOST:
         return 1
+    if workflow.remote_exec or not workflow.local_exec:
+        return CFG.profiling.threads
     try:
         return workflow.cores
     except WorkflowError:
@@ -129,6 +169,17 @@ def init_weights(wildcards):
     return {}
 
 
+def baseline_validation_data(wildcards):
+    """What the baseline's training validates on (the recipe's settings, not data.*)."""
+    return CFG.baseline_validation_params(wildcards.model)
+
+
+def torch_job_data(wildcards):
+    return CFG.torch_job_data(
+        wildcards.model, wildcards.experiment, int(wildcards.trial)
+    )
+
+
 def training_data(wildcards):
     """The training split of one model's jobs: its own where it has one."""
     return CFG.training_params(wildcards.model)
@@ -149,6 +200,16 @@ def finetune_recipe(wildcards):
     )
 
 
+def run_data(model_id, experiment):
+    """The data one variant's results depend on: its evaluation, and its training split
+    where something of it trains (a trained baseline, a torch-side experiment)."""
+    data = CFG.evaluation_params(model_id)
+    trains = CFG.model(model_id).source.kind == "train"
+    if trains or experiment.algorithm().kind == "torch":
+        data["training"] = CFG.training_params(model_id)
+    return data
+
+
 def run_params(wildcards):
     """Everything that defines one run, flattened into MLflow params."""
     experiment = CFG.experiment(wildcards.experiment)
@@ -157,10 +218,7 @@ def run_params(wildcards):
         "experiment": experiment.model_dump(mode="json", exclude={"models", "trials"}),
         "config_label": experiment.effective_label(),
         "trial": int(wildcards.trial),
-        "data": {
-            **CFG.data.model_dump(mode="json"),
-            **CFG.evaluation_params(wildcards.model),
-        },
+        "data": run_data(wildcards.model, experiment),
         "conversion": CFG.conversion.model_dump(mode="json"),
         "evaluation": CFG.evaluation.model_dump(mode="json"),
         "profiling": CFG.profiling.model_dump(mode="json"),
@@ -179,9 +237,14 @@ def variant_files(pattern):
 
 
 def all_variant_manifests():
-    wc = type("Wildcards", (), {})
-    paths = []
-    for m, e, t in CFG.variants():
-        wc.model, wc.experiment, wc.trial = m, e, t
-        paths.append(variant_manifest(wc))
-    return paths
+    return [
+        variant_manifest(Ids(model=m, experiment=e, trial=str(t)))
+        for m, e, t in CFG.variants()
+    ]
+
+
+def all_variant_packages():
+    return [
+        variant_package(Ids(model=m, experiment=e, trial=str(t)))
+        for m, e, t in CFG.variants()
+    ]

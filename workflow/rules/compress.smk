@@ -16,6 +16,7 @@ rule compress:
     resources:
         mem_mb=4000,
     params:
+        code=code_fingerprint("compress"),
         compression=compression_params,
     script:
         STAGE_SCRIPT

@@ -20,14 +20,13 @@ rule compress_torch:
         mem_mb=CFG.training_resources.mem_mb,
         gpu=CFG.training_resources.gpu,
     params:
+        code=code_fingerprint("compress_torch"),
         compression=compression_params,
         recipe=finetune_recipe,
         model=model_params,
-        data=evaluation_data,
+        data=torch_job_data,
         training=training_data,
         conversion=CFG.conversion.model_dump(mode="json"),
-        tracking=CFG.tracking.model_dump(mode="json"),
-        study=CFG.study,
         # Outside the outputs on purpose: a failed or killed job keeps them to resume from.
         checkpoint_dir=lambda wildcards: f"results/checkpoints/{VARIANT}".format(
             **wildcards

@@ -16,6 +16,7 @@ rule convert:
     resources:
         mem_mb=4000,
     params:
+        code=code_fingerprint("convert"),
         model=model_params,
         conversion=CFG.conversion.model_dump(mode="json"),
     script:

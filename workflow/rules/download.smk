@@ -12,6 +12,7 @@ rule download_weights:
     conda:
         "../../envs/coreml-bench.yaml"
     params:
+        code=code_fingerprint("download_weights"),
         model=model_params,
     script:
         STAGE_SCRIPT
@@ -32,6 +33,7 @@ rule import_package:
     conda:
         "../../envs/coreml-bench.yaml"
     params:
+        code=code_fingerprint("import_package"),
         model=model_params,
     script:
         STAGE_SCRIPT
@@ -52,6 +54,7 @@ rule download_init_weights:
     conda:
         "../../envs/coreml-bench.yaml"
     params:
+        code=code_fingerprint("download_init_weights"),
         model=model_params,
     script:
         STAGE_SCRIPT
@@ -74,6 +77,7 @@ rule download_compression_config:
     conda:
         "../../envs/coreml-bench.yaml"
     params:
+        code=code_fingerprint("download_compression_config"),
         source=lambda wildcards: CFG.experiment(wildcards.experiment)
         .published_config()
         .model_dump(mode="json"),

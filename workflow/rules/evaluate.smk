@@ -14,6 +14,7 @@ rule evaluate:
     resources:
         mem_mb=4000,
     params:
+        code=code_fingerprint("evaluate"),
         model=model_params,
         data=evaluation_data,
         backend=CFG.evaluation.backend,

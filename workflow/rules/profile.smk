@@ -14,6 +14,7 @@ rule profile:
     resources:
         mem_mb=4000,
     params:
+        code=code_fingerprint("profile"),
         model=model_params,
         profiling=CFG.profiling.model_dump(mode="json"),
     script:

@@ -25,10 +25,10 @@ rule reference_report:
     conda:
         "../../envs/coreml-bench.yaml"
     params:
+        code=code_fingerprint("reference_report"),
         rows=table_rows(),
         reference=REFERENCE,
         study=CFG.study,
-        tracking=CFG.tracking.model_dump(mode="json"),
     script:
         STAGE_SCRIPT
 
@@ -47,5 +47,7 @@ rule check:
     localrule: True
     conda:
         "../../envs/coreml-bench.yaml"
+    params:
+        code=code_fingerprint("check"),
     script:
         STAGE_SCRIPT

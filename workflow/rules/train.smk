@@ -17,8 +17,9 @@ rule train_baseline:
         mem_mb=CFG.training_resources.mem_mb,
         gpu=CFG.training_resources.gpu,
     params:
+        code=code_fingerprint("train_baseline"),
         model=model_params,
-        data=evaluation_data,
+        data=baseline_validation_data,
         training=training_data,
         # Outside the outputs on purpose: a failed or killed job keeps them to resume from.
         checkpoint_dir=lambda wildcards: f"results/checkpoints/{wildcards.model}/baseline",

@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+from ..fingerprint import record_provenance
 from ..mlpackage.files import package_summary
 from ..mlpackage.program import read_package_weights
 from ..provenance import StageTimer, package_versions
@@ -53,6 +54,7 @@ def compression_record(
         ),
         "timing": timer.summary(),
         "versions": package_versions(),
+        "provenance": record_provenance("compress"),
     }
 
 

@@ -97,6 +97,28 @@ class WorkflowConfig(StrictModel):
             "limit": self.data.limit,
         }
 
+    def validation_params(self, model_id: str, recipe: dict[str, Any]) -> dict[str, Any]:
+        """What a training job validates on: the evaluation set at the recipe's batch size
+        and validation limit (not data.batch_size / data.limit: changing how the evaluation
+        stage reads the set retrains nothing)."""
+        return {
+            "evaluation": self.evaluation_set(model_id).model_dump(mode="json"),
+            "batch_size": recipe["batch_size"],
+            "limit": recipe["validation_limit"],
+        }
+
+    def baseline_validation_params(self, model_id: str) -> dict[str, Any]:
+        source = self.model(model_id).source
+        return self.validation_params(model_id, source.recipe.model_dump(mode="json"))  # type: ignore[union-attr]
+
+    def torch_job_data(self, model_id: str, experiment_id: str, trial: int) -> dict[str, Any]:
+        """A torch-side job's data: validation settings when it fine-tunes; otherwise the
+        evaluation settings its torch accuracy is measured with."""
+        recipe = self.finetune_recipe(model_id, experiment_id, trial)
+        if recipe is None:
+            return self.evaluation_params(model_id)
+        return self.validation_params(model_id, recipe)
+
     def training_set(self, model_id: str) -> Any:
         """This model's training split: its own, or data.training (None: it has none)."""
         return self.model(model_id).training_data or self.data.training

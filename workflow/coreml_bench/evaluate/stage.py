@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import Any
 
 from ..data import DataSelection, evaluation_loader
+from ..fingerprint import record_provenance
 from ..io import write_json_atomic
 from ..models import ModelSpec
 from ..provenance import StageTimer, host_info, package_versions
@@ -56,6 +57,7 @@ def evaluate_package(
         "host": host_info(),
         "timing": timer.summary(),
         "versions": package_versions(),
+        "provenance": record_provenance("evaluate"),
     }
     write_json_atomic(output, record)
     return record

@@ -6,6 +6,7 @@ import logging
 from pathlib import Path
 from typing import Any
 
+from ..fingerprint import record_provenance
 from ..io import write_json_atomic
 from ..mlpackage.program import read_package_weights
 from ..models import ModelSpec, build_model
@@ -48,6 +49,7 @@ def profile_package(
         "static": static,
         "timing": timer.summary(),
         "versions": package_versions(),
+        "provenance": record_provenance("profile"),
     }
     write_json_atomic(output, record)
     return record

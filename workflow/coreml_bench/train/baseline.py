@@ -7,6 +7,7 @@ from pathlib import Path
 from typing import Any
 
 from ..data import DataSelection
+from ..fingerprint import record_provenance
 from ..io import save_with, sha256_file, write_json_atomic
 from ..models import ModelSpec, build_model, load_model
 from ..provenance import StageTimer, package_versions
@@ -69,6 +70,7 @@ def train_baseline(
         **result,
         "timing": timer.summary(),
         "versions": package_versions(),
+        "provenance": record_provenance("train_baseline"),
     }
     write_json_atomic(Path(manifest), record)
     return record

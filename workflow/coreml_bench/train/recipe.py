@@ -34,6 +34,11 @@ class TrainingRecipe(StrictModel):
     )
     train_limit: int | None = Field(default=None, gt=0, description="train on the first N images")
     max_steps_per_epoch: int | None = Field(default=None, gt=0)
+    # The training job's own validation: data.limit / data.batch_size are the evaluation
+    # stage's settings and must not retrain anything when they change.
+    validation_limit: int | None = Field(
+        default=None, gt=0, description="validate each epoch on the first N evaluation images"
+    )
     seed: int = Field(default=0, ge=0, description="initialisation, data order, augmentation")
     device: Literal["auto", "cpu", "cuda"] = Field(
         default="auto", description="auto: CUDA where available"
