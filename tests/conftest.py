@@ -6,7 +6,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 import pytest
-from helpers import ROOT
+from helpers import ROOT, SMALL_CONFIG, run_snakemake, write_config
 
 if TYPE_CHECKING:
     import torch
@@ -28,6 +28,20 @@ def fashion_package(tmp_path_factory: pytest.TempPathFactory) -> Path:
     package = tmp_path_factory.mktemp("pkg") / "FashionCNN.mlpackage"
     to_coreml(build_model("fashion_cnn", 10), 28, in_channels=1).save(str(package))
     return package
+
+
+@pytest.fixture(scope="session")
+def small_study_run(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """SMALL_CONFIG run once through the workflow. Its tables as first published are kept in
+    ``pristine/`` (tests/test_workflow.py goes on to change the run)."""
+    import shutil
+
+    workdir = tmp_path_factory.mktemp("workflow")
+    write_config(workdir, SMALL_CONFIG)
+    run_snakemake(workdir)
+    (workdir / "pristine").mkdir()
+    shutil.copy(workdir / "results/tables/summary.csv", workdir / "pristine/summary.csv")
+    return workdir
 
 
 # Real packages several test modules read (reference_packages caches one build per session).

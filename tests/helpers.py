@@ -18,6 +18,28 @@ from pathlib import Path
 import yaml
 
 ROOT = Path(__file__).resolve().parents[1]
+
+# The small study several modules run (tests/test_workflow.py, tests/cluster): one model,
+# four post-training experiments, four evaluation images. conftest's small_study_run runs it.
+SMALL_CONFIG = {
+    "study": "itest",
+    "models": [
+        {
+            "id": "mnv3s",
+            "architecture": "mobilenet_v3_small",
+            "source": {"kind": "random", "seed": 0},
+        }
+    ],
+    "experiments": [
+        {"id": "fp16", "compression": {"algorithm": "none"}},
+        {"id": "kmeans", "compression": {"algorithm": "palettize_kmeans", "n_bits": 2}},
+        {"id": "int8", "compression": {"algorithm": "quantize_linear", "dtype": "int8"}},
+        {"id": "prune", "compression": {"algorithm": "prune_magnitude", "target_sparsity": 0.5}},
+    ],
+    "data": {"limit": 4, "batch_size": 4},
+    "profiling": {"runs": 3, "warmup": 1},
+}
+
 SNAKEMAKE = str(Path(sys.executable).with_name("snakemake"))
 
 

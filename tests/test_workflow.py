@@ -8,26 +8,8 @@ import sqlite3
 from pathlib import Path
 
 import pytest
-from helpers import ROOT, dry_run_jobs, run_snakemake, write_config
+from helpers import ROOT, SMALL_CONFIG, dry_run_jobs, run_snakemake, write_config
 
-SMALL_CONFIG = {
-    "study": "itest",
-    "models": [
-        {
-            "id": "mnv3s",
-            "architecture": "mobilenet_v3_small",
-            "source": {"kind": "random", "seed": 0},
-        }
-    ],
-    "experiments": [
-        {"id": "fp16", "compression": {"algorithm": "none"}},
-        {"id": "kmeans", "compression": {"algorithm": "palettize_kmeans", "n_bits": 2}},
-        {"id": "int8", "compression": {"algorithm": "quantize_linear", "dtype": "int8"}},
-        {"id": "prune", "compression": {"algorithm": "prune_magnitude", "target_sparsity": 0.5}},
-    ],
-    "data": {"limit": 4, "batch_size": 4},
-    "profiling": {"runs": 3, "warmup": 1},
-}
 EXPERIMENTS = ["fp16", "kmeans", "int8", "prune"]
 
 
@@ -43,11 +25,8 @@ def _outputs(workdir: Path) -> dict[str, float]:
 
 
 @pytest.fixture(scope="module")
-def finished_run(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    workdir = tmp_path_factory.mktemp("workflow")
-    write_config(workdir, SMALL_CONFIG)
-    run_snakemake(workdir)
-    return workdir
+def finished_run(small_study_run: Path) -> Path:
+    return small_study_run
 
 
 def test_tables_have_one_row_per_experiment_with_backends(finished_run: Path) -> None:

@@ -14,29 +14,17 @@ import re
 import subprocess
 import sys
 import time
-from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import pytest
 from cluster.slurm import SLURM_CONF, local_slurm, unavailable
-from helpers import ROOT, SNAKEMAKE, run_snakemake, write_config
+from helpers import ROOT, SMALL_CONFIG, SNAKEMAKE, write_config
 
+# The study tests/test_workflow.py runs locally (conftest's small_study_run) less its k-means
+# row (the slowest job): its other rows are what the SLURM run must reproduce.
 CONFIG = {
-    "study": "slurm",
-    "models": [
-        {
-            "id": "mnv3s",
-            "architecture": "mobilenet_v3_small",
-            "source": {"kind": "random", "seed": 0},
-        }
-    ],
-    "experiments": [
-        {"id": "fp16", "compression": {"algorithm": "none"}},
-        {"id": "int8", "compression": {"algorithm": "quantize_linear", "dtype": "int8"}},
-        {"id": "prune", "compression": {"algorithm": "prune_magnitude", "target_sparsity": 0.5}},
-    ],
-    "data": {"limit": 4, "batch_size": 4},
-    "profiling": {"runs": 3, "warmup": 1},
+    **SMALL_CONFIG,
+    "experiments": [e for e in SMALL_CONFIG["experiments"] if e["id"] != "kmeans"],
 }
 # Jobs of these rules go through sbatch; the others run in the snakemake process.
 COMPUTE_RULES = {"download_weights", "convert", "compress", "evaluate", "profile"}
@@ -83,8 +71,8 @@ def jobs_in_log(log: str) -> dict[int, tuple[str, bool]]:
     return jobs
 
 
-def read_summary(workdir: Path) -> tuple[list[str], list[dict[str, str]]]:
-    with open(workdir / "results/tables/summary.csv", newline="") as handle:
+def read_summary(path: Path) -> tuple[list[str], list[dict[str, str]]]:
+    with open(path, newline="") as handle:
         reader = csv.DictReader(handle)
         return list(reader.fieldnames or []), list(reader)
 
@@ -96,7 +84,7 @@ def is_timing(column: str) -> bool:
 
 
 def test_workflow_on_slurm_matches_a_local_run(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, small_study_run: Path
 ) -> None:
     reason = unavailable()
     if reason:
@@ -106,24 +94,18 @@ def test_workflow_on_slurm_matches_a_local_run(
     monkeypatch.delenv("SLURM_CONF", raising=False)
     conf_before = SLURM_CONF.read_bytes() if SLURM_CONF.exists() else None
 
-    local_dir, slurm_dir = tmp_path / "local", tmp_path / "slurm"
-    write_config(local_dir, CONFIG)
+    slurm_dir = tmp_path / "slurm"
     write_config(slurm_dir, CONFIG)
     started = time.monotonic()
-    # The local run goes alongside: the SLURM run mostly waits for status checks. Latencies of
-    # both are disturbed by that, and are not compared.
-    with ThreadPoolExecutor(max_workers=1) as pool:
-        local_run = pool.submit(run_snakemake, local_dir)
-        with local_slurm() as cluster:
-            result = run_on_slurm(slurm_dir)
-            log = result.stdout + result.stderr
-            assert result.returncode == 0, (
-                f"snakemake on SLURM failed ({result.returncode}):\n{log[-8000:]}\n"
-                f"{_slurm_logs(slurm_dir)}\n{cluster.logs()}"
-            )
-            states = _job_states()
-            daemons = dict(cluster.processes)
-        local_run.result()
+    with local_slurm() as cluster:
+        result = run_on_slurm(slurm_dir)
+        log = result.stdout + result.stderr
+        assert result.returncode == 0, (
+            f"snakemake on SLURM failed ({result.returncode}):\n{log[-8000:]}\n"
+            f"{_slurm_logs(slurm_dir)}\n{cluster.logs()}"
+        )
+        states = _job_states()
+        daemons = dict(cluster.processes)
     wall = time.monotonic() - started
 
     # The cluster is gone: exactly its daemons stopped, the conf as it was.
@@ -150,8 +132,10 @@ def test_workflow_on_slurm_matches_a_local_run(
     assert logged_rules == {f"rule_{rule}" for rule in COMPUTE_RULES}
 
     # Same tables: every column exactly, except measured times.
-    header, slurm_rows = read_summary(slurm_dir)
-    local_header, local_rows = read_summary(local_dir)
+    header, slurm_rows = read_summary(slurm_dir / "results/tables/summary.csv")
+    local_header, local_rows = read_summary(small_study_run / "pristine/summary.csv")
+    labels = {row["Config"] for row in slurm_rows}
+    local_rows = [row for row in local_rows if row["Config"] in labels]
     assert header == local_header
     timing = [c for c in header if is_timing(c)]
     assert timing == ["Latency (ms)"], timing
@@ -162,7 +146,7 @@ def test_workflow_on_slurm_matches_a_local_run(
             c: local_row[c] for c in header if c not in timing
         }
         assert float(slurm_row["Latency (ms)"]) > 0 and float(local_row["Latency (ms)"]) > 0
-    print(f"local + SLURM runs, cluster up and down: {wall:.0f} s")
+    print(f"SLURM run, cluster up and down: {wall:.0f} s")
 
 
 def _job_states() -> dict[str, str]:
