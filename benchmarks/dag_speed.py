@@ -30,7 +30,7 @@ from _report import write_keeping_notes
 
 ROOT = Path(__file__).resolve().parents[1]
 OUT = ROOT / "benchmarks" / "dag_speed.md"
-MODELS = ("mobilenet_v2", "mobilenet_v3_small", "resnet50", "resnet18", "mobilenet_v3_large")
+MODELS = ("mobilenet_v2", "mobilenet_v3_small", "resnet50", "resnet18", "resnet34")
 TRIALS = 3
 RUNS = 3
 
@@ -85,6 +85,7 @@ def large_config(experiments: int) -> dict:
         + [
             {
                 "id": f"prune-{i:03d}",
+                "label": f"Sparsity {i / 10:.1f} per mille",
                 "trials": TRIALS,
                 "compression": {"algorithm": "prune_magnitude", "target_sparsity": i / 1000},
             }
