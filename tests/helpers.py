@@ -43,6 +43,20 @@ SMALL_CONFIG = {
 SNAKEMAKE = str(Path(sys.executable).with_name("snakemake"))
 
 
+def snakemake_command(
+    workdir: Path, *args: str, configfile: Path | None = None, snakefile: Path | None = None
+) -> list[str]:
+    """``snakemake`` on this repo's Snakefile (or ``snakefile``) in ``workdir``, with its
+    config.yaml (or ``configfile``), then ``args``."""
+    return [
+        SNAKEMAKE,
+        "--snakefile", str(snakefile or ROOT / "Snakefile"),
+        "--directory", str(workdir),
+        "--configfile", str(configfile or workdir / "config.yaml"),
+        *args,
+    ]  # fmt: skip
+
+
 def run_snakemake(
     workdir: Path,
     *args: str,
@@ -53,14 +67,7 @@ def run_snakemake(
     """Run the real workflow (this repo's Snakefile) in ``workdir``; ``env`` adds variables."""
     env = {**os.environ, **(env or {})}
     env["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{env.get('PATH', '')}"
-    cmd = [
-        SNAKEMAKE,
-        "--snakefile", str(ROOT / "Snakefile"),
-        "--directory", str(workdir),
-        "--configfile", str(workdir / "config.yaml"),
-        "--cores", "2",
-        *args,
-    ]  # fmt: skip
+    cmd = snakemake_command(workdir, "--cores", "2", *args)
     result = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout, env=env)
     if check and result.returncode != 0:
         raise AssertionError(
@@ -80,20 +87,10 @@ def dry_run_jobs(
     """
     path = workdir / "dry-run.yaml"
     path.write_text(yaml.safe_dump(config, sort_keys=False))
-    cmd = [
-        SNAKEMAKE,
-        "--snakefile", str(snakefile or ROOT / "Snakefile"),
-        "--directory", str(workdir),
-        "--configfile", str(path),
-        "--cores", "2",
-        "--dry-run",
-    ]  # fmt: skip
-    result = subprocess.run(
-        cmd,
-        capture_output=True,
-        text=True,
-        timeout=300,
+    cmd = snakemake_command(
+        workdir, "--cores", "2", "--dry-run", configfile=path, snakefile=snakefile
     )
+    result = subprocess.run(cmd, capture_output=True, text=True, timeout=300)
     output = result.stdout + result.stderr
     if result.returncode != 0:
         raise AssertionError(f"snakemake -n failed ({result.returncode}):\n{output[-6000:]}")

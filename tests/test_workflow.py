@@ -8,7 +8,7 @@ import sqlite3
 from pathlib import Path
 
 import pytest
-from helpers import ROOT, SMALL_CONFIG, dry_run_jobs, run_snakemake, write_config
+from helpers import ROOT, SMALL_CONFIG, dry_run_jobs, run_snakemake, snakemake_command, write_config
 
 EXPERIMENTS = ["fp16", "kmeans", "int8", "prune"]
 
@@ -266,10 +266,10 @@ def test_stale_lists_results_of_another_environment_and_reruns_exactly_those(
         f"{record_path}  [evaluate]  environment: torch 2.0.0 -> {torch_today}"
     ]
 
+    # Everything after `--` is snakemake's: the same options run_snakemake passes.
+    snakemake_options = snakemake_command(finished_run, "--cores", "2")[1:]
     rerun = subprocess.run(
-        [*cli, str(results), "--rerun", "--", "--snakefile", str(ROOT / "Snakefile"),
-         "--directory", str(finished_run), "--configfile", str(finished_run / "config.yaml"),
-         "--cores", "2"],
+        [*cli, str(results), "--rerun", "--", *snakemake_options],
         capture_output=True, text=True, check=False, cwd=finished_run,
     )  # fmt: skip
     assert rerun.returncode == 0, rerun.stdout[-3000:] + rerun.stderr[-3000:]

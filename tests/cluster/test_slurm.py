@@ -18,7 +18,7 @@ from pathlib import Path
 
 import pytest
 from cluster.slurm import SLURM_CONF, local_slurm, unavailable
-from helpers import ROOT, SMALL_CONFIG, SNAKEMAKE, write_config
+from helpers import ROOT, SMALL_CONFIG, snakemake_command, write_config
 
 # The study tests/test_workflow.py runs locally (conftest's small_study_run) less its k-means
 # row (the slowest job): its other rows are what the SLURM run must reproduce.
@@ -39,14 +39,7 @@ SUBMITTED = re.compile(r"^Job (\d+) has been submitted with SLURM jobid (\d+) \(
 def slurm_command(workdir: Path) -> list[str]:
     """What a user types (docs/cluster.md), with the test cluster's overlay profile."""
     profiles = [arg for p in PROFILES for arg in ("--profile", str(ROOT / p))]
-    return [
-        SNAKEMAKE,
-        "--snakefile", str(ROOT / "Snakefile"),
-        "--directory", str(workdir),
-        "--configfile", str(workdir / "config.yaml"),
-        "--executor", "slurm",
-        *profiles,
-    ]  # fmt: skip
+    return snakemake_command(workdir, "--executor", "slurm", *profiles)
 
 
 def run_on_slurm(workdir: Path, timeout: float = 900) -> subprocess.CompletedProcess[str]:

@@ -220,12 +220,6 @@ def code_fingerprint(rule: str) -> str:
     return _digest(_with_adapter(files))
 
 
-def code_files(rule: str) -> list[str]:
-    """The files behind :func:`code_fingerprint` (relative to workflow/), for reports."""
-    files, _ = closure(stage_roots()[rule])
-    return [str(p.relative_to(PACKAGE_DIR.parent)) for p in _with_adapter(files)]
-
-
 @functools.cache
 def environment(rule: str) -> dict[str, str]:
     """Python's version and that of each distribution the stage's code imports."""

@@ -83,15 +83,14 @@ def variant_manifest(wildcards):
     return f"results/compressed/{wildcards.model}/{wildcards.experiment}/trial{wildcards.trial}/manifest.json"
 
 
-def variant_logs(model, experiment, trial):
+def variant_logs(ids):
     """The job logs behind one variant: they go to MLflow with its other artifacts."""
-    ids = {"model": model, "experiment": experiment, "trial": trial}
     logs = [
-        f"results/logs/evaluate/{VARIANT}.log".format(**ids),
-        f"results/logs/profile/{VARIANT}.log".format(**ids),
+        f"results/logs/evaluate/{VARIANT}.log".format(**vars(ids)),
+        f"results/logs/profile/{VARIANT}.log".format(**vars(ids)),
     ]
-    if not CFG.experiment(experiment).algorithm().is_baseline:
-        logs.append(f"results/logs/compress/{VARIANT}.log".format(**ids))
+    if not is_baseline(ids):
+        logs.append(f"results/logs/compress/{VARIANT}.log".format(**vars(ids)))
     return logs
 
 
@@ -99,18 +98,18 @@ def tracked_variants():
     """What track mirrors of each variant (files and MLflow params)."""
     variants = []
     for m, e, t in CFG.variants():
-        wc = Ids(model=m, experiment=e, trial=str(t))
+        ids = Ids(model=m, experiment=e, trial=str(t))
         variants.append(
             {
                 "model": m,
                 "experiment": e,
                 "trial": t,
-                "package": variant_package(wc),
-                "manifest": variant_manifest(wc),
-                "evaluation": f"results/evaluation/{m}/{e}/trial{t}.json",
-                "profile": f"results/profile/{m}/{e}/trial{t}.json",
-                "logs": variant_logs(m, e, t),
-                "run_params": run_params(wc),
+                "package": variant_package(ids),
+                "manifest": variant_manifest(ids),
+                "evaluation": f"results/evaluation/{VARIANT}.json".format(**vars(ids)),
+                "profile": f"results/profile/{VARIANT}.json".format(**vars(ids)),
+                "logs": variant_logs(ids),
+                "run_params": run_params(ids),
             }
         )
     return variants

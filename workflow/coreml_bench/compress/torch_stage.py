@@ -44,16 +44,13 @@ def compress_with_torch(
     checkpoint_dir: Path,
     context: dict[str, Any],
     on_epoch_end: EpochCallback | None = None,
-    record_extra: Callable[[], dict[str, Any]] | None = None,
     progress: bool = True,
     fingerprint: str | None = None,
 ) -> dict[str, Any]:
     """Compress the fp32 checkpoint with one torch-side algorithm, convert, write the manifest.
 
-    ``record_extra`` is called once the work is done; its entries join the manifest (e.g. the
-    MLflow run that streamed the epochs, known only after the first epoch). ``fingerprint``
-    (default: :func:`torch_job_fingerprint`) is what a checkpoint must carry to be resumed:
-    only this exact job may resume (or, finished, re-save) from it.
+    ``fingerprint`` (default: :func:`torch_job_fingerprint`) is what a checkpoint must carry to
+    be resumed: only this exact job may resume (or, finished, re-save) from it.
     """
     import torch
 
@@ -113,7 +110,6 @@ def compress_with_torch(
             "resumed_from_epoch": job.training.get("resumed_from_epoch"),
             "device": job.training.get("device", "cpu"),
             "training_fingerprint": fingerprint,
-            **(record_extra() if record_extra is not None else {}),
         }
     )
     write_json_atomic(manifest, record)
