@@ -1,7 +1,17 @@
 """The executor's op implementations, one module per op family; importing this package fills
-``OPS`` (MIL op type → function)."""
+``OPS`` (MIL op type → ``OpEntry``)."""
 
-from . import elementwise, linear, normalization, pooling, quantization, shape  # noqa: F401
-from .registry import OPS, OpFunction
+from . import (  # noqa: F401
+    elementwise,
+    indexing,
+    linear,
+    normalization,
+    pooling,
+    quantization,
+    resize,
+    sequence,
+    shape,
+)
+from .registry import OPS, OpEntry
 
-__all__ = ["OPS", "OpFunction"]
+__all__ = ["OPS", "OpEntry"]

@@ -1,97 +1,399 @@
-"""Elementwise ops: arithmetic, activations, softmax and casts."""
+"""Elementwise ops: arithmetic, comparisons, logic, unary maths, activations, casts.
+
+Definitions: ``elementwise_binary.py``, ``elementwise_unary.py``, ``activation.py`` and
+``control_flow.py`` (``select``) of the MIL op set (iOS15, with the iOS17 revisions).
+
+Integer semantics follow MIL's value inference: an op whose result type is int32 computes
+the real result and truncates it toward zero (numpy ``astype``), so ``real_div`` of ints
+is a truncating division and ``exp2`` of ints is ``trunc(2 ** x)``.
+"""
 
 from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from .registry import as_tensor, register_op, scalar
+from .registry import (
+    OpView,
+    as_tensor,
+    number,
+    one_of,
+    register_op,
+    rows_elementwise,
+    rows_on_axes,
+)
 
 if TYPE_CHECKING:
     import torch
 
 
-@register_op("add", "sub", "mul", "real_div", "maximum", "minimum", "pow")
-def _binary(a: dict[str, Any], batch: int) -> torch.Tensor:
+# --------------------------------------------------------------------------- binary
+
+
+def _operands(x: Any, y: Any) -> tuple[torch.Tensor, torch.Tensor]:
     import torch
 
-    x, y = a["x"], a["y"]
     like = x if isinstance(x, torch.Tensor) else y
     x, y = as_tensor(x, like), as_tensor(y, like)
+    if x.dtype != y.dtype and x.is_floating_point() != y.is_floating_point():
+        x, y = x.float(), y.float()
+    return x, y
+
+
+def _binary_functions() -> dict[str, Any]:
+    import torch
+
+    def real_div(x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+        # int32 / int32 is int32 in MIL: the quotient truncated toward zero.
+        if x.is_floating_point():
+            return torch.true_divide(x, y)
+        return torch.div(x, y, rounding_mode="trunc")
+
+    def floor_div(x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+        return torch.div(x, y, rounding_mode="floor")
+
     return {
         "add": torch.add,
         "sub": torch.sub,
         "mul": torch.mul,
-        "real_div": torch.div,
+        "real_div": real_div,
         "maximum": torch.maximum,
         "minimum": torch.minimum,
         "pow": torch.pow,
-    }[a["__op__"]](x, y)
+        "floor_div": floor_div,
+        # MIL mod is numpy's remainder: x - floor(x / y) * y, the sign follows y.
+        "mod": torch.remainder,
+        "equal": torch.eq,
+        "not_equal": torch.ne,
+        "less": torch.lt,
+        "less_equal": torch.le,
+        "greater": torch.gt,
+        "greater_equal": torch.ge,
+        "logical_and": torch.logical_and,
+        "logical_or": torch.logical_or,
+        "logical_xor": torch.logical_xor,
+    }
 
 
-@register_op("relu", "sigmoid", "silu", "tanh", "sqrt", "square", "exp", "rsqrt", "abs")
-def _unary(a: dict[str, Any], batch: int) -> torch.Tensor:
+ARITHMETIC = ("add", "sub", "mul", "real_div", "pow", "floor_div", "mod")
+# Selections and comparisons: fp16 in, fp16 (or bool) out, nothing to round.
+SELECTING = (
+    "maximum", "minimum", "equal", "not_equal", "less", "less_equal", "greater",
+    "greater_equal", "logical_and", "logical_or", "logical_xor",
+)  # fmt: skip
+BINARY = ARITHMETIC + SELECTING
+_BINARY: dict[str, Any] = {}
+
+
+@register_op(*SELECTING, rows=rows_elementwise, exact_fp16=True)
+@register_op(*ARITHMETIC, rows=rows_elementwise)
+def binary(x: Any, y: Any, op: str) -> torch.Tensor:
+    if not _BINARY:
+        _BINARY.update(_binary_functions())
+    x, y = _operands(x, y)
+    return _BINARY[op](x, y)
+
+
+# --------------------------------------------------------------------------- unary
+
+
+def _sign(x: torch.Tensor) -> torch.Tensor:
     import torch
 
-    x = a["x"]
-    epsilon = float(scalar(a.get("epsilon", 1e-12)))
+    # numpy's sign keeps NaN; torch.sign maps it to 0.
+    if not x.is_floating_point():
+        return torch.sign(x)
+    return torch.where(x.isnan(), x, torch.sign(x))
+
+
+def _exp2(x: torch.Tensor) -> torch.Tensor:
+    import torch
+
+    if x.is_floating_point():
+        return torch.exp2(x)
+    # int32 in, int32 out: 2 ** x truncated (negative exponents give 0).
+    return torch.exp2(x.double()).trunc_().to(torch.int32)
+
+
+def _unary_functions() -> dict[str, Any]:
+    import torch
+    import torch.nn.functional as F
+
     return {
         "relu": torch.relu,
         "sigmoid": torch.sigmoid,
-        "silu": torch.nn.functional.silu,
+        "silu": F.silu,
         "tanh": torch.tanh,
         "sqrt": torch.sqrt,
         "square": torch.square,
         "exp": torch.exp,
-        "rsqrt": lambda t: torch.rsqrt(t + epsilon),
+        "exp2": _exp2,
         "abs": torch.abs,
-    }[a["__op__"]](x)
+        "sign": _sign,
+        "ceil": torch.ceil,
+        "floor": torch.floor,
+        "round": torch.round,  # half to even, as MIL's numpy reference
+        "sin": torch.sin,
+        "cos": torch.cos,
+        "tan": torch.tan,
+        "asin": torch.asin,
+        "acos": torch.acos,
+        "atan": torch.atan,
+        "sinh": torch.sinh,
+        "cosh": torch.cosh,
+        "atanh": torch.atanh,
+        "erf": torch.erf,
+        "logical_not": torch.logical_not,
+        "softsign": F.softsign,
+        "softplus": F.softplus,
+    }
 
 
-@register_op("clip")
-def _clip(a: dict[str, Any], batch: int) -> torch.Tensor:
-    return a["x"].clamp(float(scalar(a["alpha"])), float(scalar(a["beta"])))
+UNARY = (
+    "relu", "sigmoid", "silu", "tanh", "sqrt", "square", "exp", "exp2", "abs", "sign",
+    "ceil", "floor", "round", "sin", "cos", "tan", "asin", "acos", "atan", "sinh", "cosh",
+    "atanh", "erf", "logical_not", "softsign", "softplus",
+)  # fmt: skip
+_UNARY: dict[str, Any] = {}
+# These select or keep input values: on fp16 inputs the result is fp16 already.
+_EXACT_UNARY = ("relu", "abs", "sign", "ceil", "floor", "round", "logical_not")
+# MIL types these for int32 too (``elementwise_unary_with_int``); the rest are float-only.
+_INT_UNARY = ("abs", "sign", "square", "exp2", "logical_not")
 
 
-@register_op("sigmoid_hard")
-def _sigmoid_hard(a: dict[str, Any], batch: int) -> torch.Tensor:
-    alpha, beta = float(scalar(a.get("alpha", 0.2))), float(scalar(a.get("beta", 0.5)))
-    # One new tensor, then in place: this op runs on every hard-swish activation.
-    return a["x"].mul(alpha).add_(beta).clamp_(0.0, 1.0)
+def _unary(x: torch.Tensor, op: str) -> torch.Tensor:
+    if not _UNARY:
+        _UNARY.update(_unary_functions())
+    if not x.is_floating_point() and op not in _INT_UNARY:
+        x = x.float()
+    return _UNARY[op](x)
 
 
-@register_op("thresholded_relu")
-def _thresholded_relu(a: dict[str, Any], batch: int) -> torch.Tensor:
+def _unary_(x: torch.Tensor, op: str) -> torch.Tensor:
+    """In place, for a fresh float input nothing else reads (the graph decides): same
+    function, same dtype, so the values are those of ``_unary``."""
+    if op == "relu":
+        return x.relu_()
+    if op == "sigmoid":
+        return x.sigmoid_()
+    if op == "tanh":
+        return x.tanh_()
+    return _unary(x, op)
+
+
+for _name in UNARY:
+    register_op(
+        _name,
+        rows=rows_elementwise,
+        exact_fp16=_name in _EXACT_UNARY,
+        inplace=_unary_ if _name in ("relu", "sigmoid", "tanh") else None,
+    )(_unary)
+
+
+# MIL's defaults are of x's type: fp16(1e-12) and fp16(1e-45) are 0, fp16(1e-4) is
+# 1.0001659e-4. The builder always fills them in, so these only serve a program whose
+# op lacks the input; they are the fp32 ones.
+_EPSILON = {"rsqrt": 1e-12, "inverse": 1e-4, "log": 1e-45}
+
+
+@register_op("rsqrt", "inverse", "log", rows=rows_elementwise)
+def with_epsilon(x: torch.Tensor, op: str, epsilon: Any = None) -> torch.Tensor:
+    """MIL adds epsilon inside: rsqrt(x + ε), 1 / (x + ε), log(x + ε)."""
+    import torch
+
+    eps = _EPSILON[op] if epsilon is None else float(number(epsilon))
+    x = x.float() if not x.is_floating_point() else x
+    if op == "rsqrt":
+        return torch.rsqrt(x + eps)
+    if op == "inverse":
+        return torch.reciprocal(x + eps)
+    return torch.log(x + eps)
+
+
+# --------------------------------------------------------------------------- clamps
+
+
+def clip_(x: torch.Tensor, alpha: Any, beta: Any) -> torch.Tensor:
+    return x.clamp_(float(number(alpha)), float(number(beta)))
+
+
+# Bounds are fp16 values (the op's own type), so clamping fp16 inputs stays on the grid.
+@register_op("clip", rows=rows_elementwise, exact_fp16=True, inplace=clip_)
+def clip(x: torch.Tensor, alpha: Any, beta: Any) -> torch.Tensor:
+    """min(max(x, alpha), beta), alpha and beta scalars (MIL ``clip``)."""
+    return x.clamp(float(number(alpha)), float(number(beta)))
+
+
+def _bound(x: torch.Tensor, alpha: Any) -> Any:
+    value = number(alpha)
+    return float(value) if x.is_floating_point() else int(value)
+
+
+def threshold_(x: torch.Tensor, alpha: Any) -> torch.Tensor:
+    return x.clamp_(min=_bound(x, alpha))
+
+
+@register_op("threshold", rows=rows_elementwise, exact_fp16=True, inplace=threshold_)
+def threshold(x: torch.Tensor, alpha: Any) -> torch.Tensor:
+    """max(x, alpha): alpha is a lower bound (fp16, fp32 or int32, as x)."""
+    return x.clamp(min=_bound(x, alpha))
+
+
+def relu6_(x: torch.Tensor) -> torch.Tensor:
+    return x.clamp_(0.0, 6.0)
+
+
+@register_op("relu6", rows=rows_elementwise, exact_fp16=True, inplace=relu6_)
+def relu6(x: torch.Tensor) -> torch.Tensor:
+    return x.clamp(0.0, 6.0)
+
+
+# --------------------------------------------------------------------------- activations
+
+
+@register_op("leaky_relu", rows=rows_elementwise)
+def leaky_relu(x: torch.Tensor, alpha: Any = 0.01) -> torch.Tensor:
     import torch.nn.functional as F
 
-    # y = x where x > alpha, else 0: exactly F.threshold, one fused kernel.
-    return F.threshold(a["x"], float(scalar(a.get("alpha", 1.0))), 0.0)
+    return F.leaky_relu(x, float(number(alpha)))
 
 
-@register_op("gelu")
-def _gelu(a: dict[str, Any], batch: int) -> torch.Tensor:
+@register_op("elu", rows=rows_elementwise)
+def elu(x: torch.Tensor, alpha: Any = 1.0) -> torch.Tensor:
+    import torch.nn.functional as F
+
+    return F.elu(x, float(number(alpha)))
+
+
+def _per_channel(value: Any, x: torch.Tensor) -> torch.Tensor:
+    """A [C] parameter broadcast along axis 1 of x (MIL's channel axis)."""
+    tensor = as_tensor(value, x).float()
+    return tensor.reshape(-1, *([1] * (x.ndim - 2))) if tensor.ndim else tensor
+
+
+@register_op("prelu", rows=rows_elementwise)
+def prelu(x: torch.Tensor, alpha: Any) -> torch.Tensor:
+    """x if x > 0 else alpha[c] * x, alpha per channel (axis 1 of a rank 3-5 input)."""
     import torch
 
-    mode = str(scalar(a.get("mode", "EXACT")))
-    approximate = "tanh" if mode == "TANH_APPROXIMATION" else "none"
+    return torch.where(x > 0, x, x * _per_channel(alpha, x))
+
+
+@register_op("softplus_parametric", rows=rows_elementwise)
+def softplus_parametric(x: torch.Tensor, alpha: Any, beta: Any) -> torch.Tensor:
+    """alpha[c] * log(1 + exp(beta[c] * x)), per channel (axis 1)."""
+    import torch.nn.functional as F
+
+    return _per_channel(alpha, x) * F.softplus(_per_channel(beta, x) * x)
+
+
+def _clamped_relu_check(view: OpView) -> list[str]:
+    # MIL documents min(beta, x) / min(beta, alpha * x), but its value inference computes
+    # min(max(x, 0), beta) + min(min(x, 0) * alpha, beta): they agree only for beta >= 0.
+    if not view.is_literal("beta"):
+        # A stored (non-scalar) beta: its sign cannot be read here, so it cannot be vouched for.
+        return [f"clamped_relu {view.name!r}: beta that is not a scalar literal is not supported"]
+    beta = view.literal("beta")
+    if float(number(beta)) < 0:
+        return [
+            f"clamped_relu {view.name!r}: beta={beta} < 0 is ambiguous in MIL "
+            "(its documented formula and its value inference disagree)"
+        ]
+    return []
+
+
+@register_op("clamped_relu", rows=rows_elementwise, check=_clamped_relu_check)
+def clamped_relu(x: torch.Tensor, alpha: Any, beta: Any) -> torch.Tensor:
+    """min(beta, x) if x >= 0 else min(beta, alpha * x)."""
+    import torch
+
+    a, b = float(number(alpha)), float(number(beta))
+    return torch.where(x >= 0, x, a * x).clamp_(max=b)
+
+
+@register_op("scaled_tanh", rows=rows_elementwise)
+def scaled_tanh(x: torch.Tensor, alpha: Any = 1.0, beta: Any = 1.0) -> torch.Tensor:
+    """alpha * tanh(beta * x)."""
+    return (x * float(number(beta))).tanh_().mul_(float(number(alpha)))
+
+
+@register_op("linear_activation", rows=rows_elementwise)
+def linear_activation(x: torch.Tensor, alpha: Any, beta: Any = 0.0) -> torch.Tensor:
+    """alpha * x + beta."""
+    return x * float(number(alpha)) + float(number(beta))
+
+
+@register_op("sigmoid_hard", rows=rows_elementwise)
+def sigmoid_hard(x: torch.Tensor, alpha: Any = 0.2, beta: Any = 0.5) -> torch.Tensor:
+    """min(max(alpha * x + beta, 0), 1)."""
+    # One new tensor, then in place: this op runs on every hard-swish activation.
+    return x.mul(float(number(alpha))).add_(float(number(beta))).clamp_(0.0, 1.0)
+
+
+@register_op("thresholded_relu", rows=rows_elementwise, exact_fp16=True)
+def thresholded_relu(x: torch.Tensor, alpha: Any = 1.0) -> torch.Tensor:
+    """x if x >= alpha else 0 (MIL: ``>=``; torch's F.threshold uses ``>``)."""
+    import torch
+
+    zero = torch.zeros((), dtype=x.dtype, device=x.device)
+    return torch.where(x >= float(number(alpha)), x, zero)
+
+
+_GELU_MODES = ("EXACT", "TANH_APPROXIMATION", "SIGMOID_APPROXIMATION")
+
+
+@register_op("gelu", rows=rows_elementwise, check=one_of("mode", _GELU_MODES, "EXACT"))
+def gelu(x: torch.Tensor, mode: str = "EXACT") -> torch.Tensor:
+    import torch
+    import torch.nn.functional as F
+
     if mode == "SIGMOID_APPROXIMATION":
-        return a["x"] * torch.sigmoid(1.702 * a["x"])
-    return torch.nn.functional.gelu(a["x"], approximate=approximate)
+        return x * torch.sigmoid(1.702 * x)
+    return F.gelu(x, approximate="tanh" if mode == "TANH_APPROXIMATION" else "none")
 
 
-@register_op("softmax")
-def _softmax(a: dict[str, Any], batch: int) -> torch.Tensor:
-    return a["x"].softmax(dim=int(scalar(a.get("axis", -1))))
+@register_op("softmax", rows=rows_on_axes("axis", default_all=False))
+def softmax(x: torch.Tensor, axis: Any = -1) -> torch.Tensor:
+    return x.softmax(dim=int(number(axis)))
 
 
-@register_op("cast")
-def _cast(a: dict[str, Any], batch: int) -> torch.Tensor:
+# --------------------------------------------------------------------------- select, cast
+
+
+@register_op("select", rows=rows_elementwise, exact_fp16=True)
+def select(cond: Any, a: Any, b: Any) -> torch.Tensor:
+    """a where cond else b, broadcasting all three (a and b's values, so fp16 stays fp16)."""
     import torch
 
-    dtype = str(scalar(a["dtype"]))
-    x = as_tensor(a["x"])
+    like = next(v for v in (cond, a, b) if isinstance(v, torch.Tensor))
+    a, b = _operands(a, b)
+    return torch.where(as_tensor(cond, like).bool(), a, b)
+
+
+# MIL's cast targets: iOS15 fp16, fp32, int32, bool; iOS17 adds int8, uint8, int16, uint16.
+_CAST = ("fp16", "fp32", "int8", "uint8", "int16", "uint16", "int32", "bool")
+
+
+@register_op("cast", rows=rows_elementwise, fresh=False, check=one_of("dtype", _CAST))
+def cast(x: Any, dtype: str) -> torch.Tensor:
+    """To ``dtype`` as numpy's ``astype`` (MIL's reference): fp16 results are rounded after
+    the op; floats to ints truncate toward 0; narrow ints wrap around (two's complement).
+    uint16 values are held in int32 (torch has no general uint16)."""
+    import torch
+
+    x = as_tensor(x)
     if dtype.startswith("fp"):
-        # fp16 outputs are rounded after the op (see ``_round_fp16``); keep float32 here.
         return x.float()
     if dtype == "bool":
         return x != 0
-    return x.round().to(torch.int64) if x.is_floating_point() else x.to(torch.int64)
+    if dtype == "int32":
+        if x.is_floating_point():
+            return x.trunc().to(torch.int32)
+        return x if x.dtype == torch.int32 else x.to(torch.int32)
+    target = {"int8": torch.int8, "uint8": torch.uint8, "int16": torch.int16}.get(dtype)
+    if x.dtype == target:
+        return x
+    # Narrow targets: truncate to a wide int, then keep the low bits (numpy's wrap-around).
+    wide = x.trunc().to(torch.int64) if x.is_floating_point() else x.to(torch.int64)
+    if target is None:  # uint16
+        return torch.bitwise_and(wide, 0xFFFF).to(torch.int32)
+    return wide.to(target)

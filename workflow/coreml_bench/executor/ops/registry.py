@@ -1,14 +1,28 @@
-"""The op table: MIL op type → torch implementation, and the helpers every family uses.
+"""The op table: MIL op type → torch implementation, with what the compiler needs to know.
 
 Each op follows its definition in coremltools' MIL op set (``coremltools.converters.mil.mil
-.ops.defs``). An op function takes the op's resolved inputs by name (``"__op__"`` is the op
-type) and the batch size, and returns a tensor (or a tuple for multi-output ops).
+.ops.defs``). An entry holds:
+
+* ``run(**inputs)``: the op on torch tensors, its inputs by their MIL names. Computed inputs
+  and stored weights arrive as tensors; axes, modes and scalars as Python literals (ints,
+  floats, lists, strings) - or as int tensors where the program computes them at run time,
+  so ``ints`` / ``number`` read either. Returns a tensor, or a tuple for multi-output ops.
+* ``check(view)``: reasons (strings) the executor cannot run this op as configured; the
+  compiler calls it for every op before anything runs, so a program is refused whole with
+  every reason listed, or it runs.
+* ``rows(view)``: why running N stacked batch-1 samples at once through this op could give
+  another answer than running them one by one, or None when it provably cannot.
+* ``fresh``: the result never shares memory with an input (fp16 rounding may then run in
+  place); ``exact_fp16``: on fp16 inputs the result is already fp16 (select, move or compare
+  values), so it is not rounded again.
 """
 
 from __future__ import annotations
 
+import inspect
 import math
 from collections.abc import Callable
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -21,21 +35,199 @@ class UnsupportedOpError(RuntimeError):
     """The program uses ops (or op modes) this executor does not implement, named."""
 
 
-OpFunction = Callable[[dict[str, Any], int], Any]
-OPS: dict[str, OpFunction] = {}
+@dataclass
+class ArgInfo:
+    """One input of an op as the compiler sees it (for ``check`` and ``rows``)."""
+
+    kind: str  # "ref" (computed), "input" (a program input), "const" (stored), "value"
+    value: Any = None  # the literal, for kind "value" (and small consts)
+    shape: tuple[int | None, ...] | None = None
+    dtype: str = ""
 
 
-def register_op(*names: str) -> Callable[[OpFunction], OpFunction]:
-    def register(function: OpFunction) -> OpFunction:
+@dataclass
+class OpView:
+    """An op's inputs and outputs, given to ``check`` and ``rows``."""
+
+    op: str
+    name: str
+    inputs: dict[str, ArgInfo | list[ArgInfo]]
+    out_shapes: list[tuple[int | None, ...]]
+    out_dtypes: list[str]
+
+    def has(self, key: str) -> bool:
+        return key in self.inputs
+
+    def literal(self, key: str, default: Any = None) -> Any:
+        arg = self.inputs.get(key)
+        if arg is None or isinstance(arg, list) or arg.kind != "value":
+            return default
+        return arg.value
+
+    def is_literal(self, key: str) -> bool:
+        arg = self.inputs.get(key)
+        return isinstance(arg, ArgInfo) and arg.kind == "value"
+
+    def is_row(self, key: str) -> bool:
+        """A tensor computed from the program input (it carries the batch rows)."""
+        arg = self.inputs.get(key)
+        return isinstance(arg, ArgInfo) and arg.kind in ("ref", "input")
+
+    def shape(self, key: str) -> tuple[int | None, ...]:
+        arg = self.inputs[key]
+        assert isinstance(arg, ArgInfo)
+        return arg.shape or ()
+
+    def rank(self, key: str) -> int:
+        return len(self.shape(key))
+
+
+@dataclass(frozen=True)
+class Computed:
+    """A run-time input, as ``specialize`` sees it: only its MIL dtype is known."""
+
+    dtype: str
+
+
+def _no_reasons(view: OpView) -> list[str]:
+    return []
+
+
+def rows_unsafe(view: OpView) -> str | None:
+    return f"{view.op} {view.name!r} has no proof that it keeps batch rows apart"
+
+
+@dataclass
+class OpEntry:
+    op: str
+    run: Callable[..., Any]
+    check: Callable[[OpView], list[str]] = _no_reasons
+    rows: Callable[[OpView], str | None] = rows_unsafe
+    fresh: bool = True
+    exact_fp16: bool = False
+    # Unary ops that may overwrite their input when nothing else reads it (``relu_``).
+    inplace: Callable[..., Any] | None = None
+    # The op under row batching, where it must adapt (``reshape``'s leading 1 → N).
+    batched: Callable[..., Any] | None = None
+    # ``specialize(inputs)`` → (function, keys) or None: the op with its literals bound once
+    # at graph build, called with just the tensors named by ``keys`` (positionally). Inputs
+    # computed at run time appear as ``COMPUTED`` (with their MIL dtype), stored tensors as
+    # themselves. Saves the per-call argument handling on the hot ops (conv).
+    specialize: (
+        Callable[[dict[str, Any]], tuple[Callable[..., Any], tuple[str, ...]] | None] | None
+    ) = None
+    takes_op: bool = field(default=False, init=False)
+
+    def __post_init__(self) -> None:
+        self.takes_op = "op" in inspect.signature(self.run).parameters
+
+
+OPS: dict[str, OpEntry] = {}
+
+
+def register_op(
+    *names: str,
+    check: Callable[[OpView], list[str]] | None = None,
+    rows: Callable[[OpView], str | None] | None = None,
+    fresh: bool = True,
+    exact_fp16: bool = False,
+    inplace: Callable[..., Any] | None = None,
+    batched: Callable[..., Any] | None = None,
+    specialize: Callable[[dict[str, Any]], Any] | None = None,
+) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
+    def register(function: Callable[..., Any]) -> Callable[..., Any]:
         for name in names:
-            OPS[name] = function
+            if name in OPS:
+                raise ValueError(f"op {name!r} is registered twice")
+            OPS[name] = OpEntry(
+                name,
+                function,
+                check or _no_reasons,
+                rows or rows_unsafe,
+                fresh,
+                exact_fp16,
+                inplace,
+                batched,
+                specialize,
+            )
         return function
 
     return register
 
 
+# --------------------------------------------------------------------------- row rules
+
+
+def _axes_rule(key: str, default_all: bool) -> Callable[[OpView], str | None]:
+    """Rows stay apart when the op's axes (normalised) never include the batch axis 0."""
+
+    def rule(view: OpView) -> str | None:
+        rank = view.rank("x") if view.has("x") else len(view.out_shapes[0])
+        if not view.has(key) or view.literal(key) is None:
+            if view.has(key) and not view.is_literal(key):
+                return f"{view.op} {view.name!r} computes its {key} at run time"
+            if default_all:
+                return f"{view.op} {view.name!r} acts on every axis, the batch axis too"
+            return None
+        axes = [int(a) for a in np.asarray(view.literal(key)).reshape(-1)]
+        if rank and any(a % rank == 0 for a in axes):
+            return f"{view.op} {view.name!r} acts on the batch axis ({key}={axes})"
+        return None
+
+    return rule
+
+
+def rows_on_axes(key: str = "axes", default_all: bool = True) -> Callable[[OpView], str | None]:
+    return _axes_rule(key, default_all)
+
+
+def rows_elementwise(view: OpView) -> str | None:
+    """Elementwise: computed operands keep the batch axis at 0 (full rank); stored operands
+    broadcast over it (lower rank, or a leading 1)."""
+    out_rank = len(view.out_shapes[0]) if view.out_shapes else 0
+    for key, arg in view.inputs.items():
+        if isinstance(arg, list) or arg.kind == "value":
+            continue
+        shape = arg.shape or ()
+        if arg.kind in ("ref", "input"):
+            if len(shape) != out_rank or (shape and shape[0] != 1):
+                return f"{view.op} {view.name!r}: operand {key!r} {shape} broadcasts across rows"
+        elif len(shape) == out_rank and shape and shape[0] != 1:
+            return f"{view.op} {view.name!r}: constant {key!r} of shape {shape} varies along rows"
+    return None
+
+
+def rows_per_sample(view: OpView) -> str | None:
+    """Ops that treat axis 0 as the batch by definition (conv, pooling, resizing)."""
+    return None
+
+
+# --------------------------------------------------------------------------- value helpers
+
+
+def ints(value: Any) -> list[int]:
+    """A literal int / list, or an int tensor computed at run time, as a list of ints."""
+    if hasattr(value, "tolist"):
+        value = value.tolist()
+    if isinstance(value, (list, tuple)):
+        out: list[int] = []
+        for v in value:
+            out += ints(v)
+        return out
+    return [int(value)]
+
+
 def int_list(value: Any) -> list[int]:
-    return [int(v) for v in np.asarray(value).reshape(-1)]
+    return ints(value)
+
+
+def number(value: Any) -> Any:
+    """A literal scalar, or a one-element tensor, as a Python number."""
+    if hasattr(value, "item"):
+        return value.item()
+    if isinstance(value, (list, tuple)) and len(value) == 1:
+        return number(value[0])
+    return value
 
 
 def scalar(value: Any) -> Any:
@@ -44,13 +236,30 @@ def scalar(value: Any) -> Any:
 
 
 def as_tensor(value: Any, like: torch.Tensor | None = None) -> torch.Tensor:
+    """A tensor for ``value``; literals take ``like``'s device (and float dtype, for floats)."""
     import torch
 
     if isinstance(value, torch.Tensor):
         return value
-    array = np.asarray(value)
-    tensor = torch.from_numpy(array.astype(np.float32) if array.dtype.kind == "f" else array)
+    if isinstance(value, bool) or (isinstance(value, list) and _all_bool(value)):
+        tensor = torch.tensor(value, dtype=torch.bool)
+    elif isinstance(value, float) or (isinstance(value, list) and _any_float(value)):
+        tensor = torch.tensor(value, dtype=torch.float32)
+    elif isinstance(value, (int, list)):
+        tensor = torch.tensor(value, dtype=torch.int32)
+    else:
+        array = np.asarray(value)
+        tensor = torch.from_numpy(array.astype(np.float32) if array.dtype.kind == "f" else array)
     return tensor.to(like.device) if like is not None else tensor
+
+
+def _all_bool(value: list[Any]) -> bool:
+    flat = np.asarray(value, dtype=object).reshape(-1)
+    return len(flat) > 0 and all(isinstance(v, (bool, np.bool_)) for v in flat)
+
+
+def _any_float(value: list[Any]) -> bool:
+    return any(isinstance(v, float) for v in np.asarray(value, dtype=object).reshape(-1))
 
 
 def same_padding(size: int, kernel: int, stride: int, dilation: int) -> int:
@@ -58,16 +267,17 @@ def same_padding(size: int, kernel: int, stride: int, dilation: int) -> int:
     return max((math.ceil(size / stride) - 1) * stride + effective - size, 0)
 
 
-def spatial_padding(a: dict[str, Any], x: torch.Tensor, kernel: list[int]) -> list[int]:
+def spatial_padding(
+    pad_type: str, pad: Any, x: torch.Tensor, kernel: list[int], strides: Any, dilations: Any
+) -> list[int]:
     """MIL padding as [before_0, after_0, before_1, after_1, ...] over the spatial dims."""
-    pad_type = str(scalar(a.get("pad_type", "valid")))
     n = len(kernel)
     if pad_type == "custom":
-        return int_list(a["pad"])
+        return ints(pad)
     if pad_type == "valid":
         return [0] * (2 * n)
-    strides = int_list(a.get("strides", [1] * n))
-    dilations = int_list(a.get("dilations", [1] * n))
+    strides = ints(strides) if strides is not None else [1] * n
+    dilations = ints(dilations) if dilations is not None else [1] * n
     pads = []
     for i in range(n):
         total = same_padding(x.shape[2 + i], kernel[i], strides[i], dilations[i])
@@ -80,3 +290,27 @@ def torch_pad(pads: list[int]) -> list[int]:
     """[b0, a0, b1, a1, ...] (first dim first) → torch's order (last dim first)."""
     pairs = [pads[i : i + 2] for i in range(0, len(pads), 2)]
     return [p for pair in reversed(pairs) for p in pair]
+
+
+def one_of(
+    key: str, allowed: tuple[Any, ...], default: Any = None
+) -> Callable[[OpView], list[str]]:
+    """A ``check``: the literal input ``key`` must be one of ``allowed``."""
+
+    def check(view: OpView) -> list[str]:
+        if view.has(key) and not view.is_literal(key):
+            return [f"{view.op} {view.name!r}: {key} computed at run time is not supported"]
+        value = view.literal(key, default)
+        if value not in allowed:
+            supported = ", ".join(map(repr, allowed))
+            return [f"{view.op} {view.name!r}: {key}={value!r} is not supported ({supported})"]
+        return []
+
+    return check
+
+
+def all_checks(*checks: Callable[[OpView], list[str]]) -> Callable[[OpView], list[str]]:
+    def check(view: OpView) -> list[str]:
+        return [reason for c in checks for reason in c(view)]
+
+    return check
