@@ -66,17 +66,25 @@ def test_every_registry_model_executes_as_torch_computes_it(
     to_coreml(model, spec.input_size, in_channels=spec.in_channels).save(str(package))
     with torch.no_grad():
         expected = model(images)
-        # The yardstick for "fp16 tolerance": how far torch itself drifts in fp16 (two images:
-        # fp16 convolutions are slow on CPU; CenterNet's fp16 transposed convs take a minute,
-        # so the detector is held to the 2 % bound alone).
-        half = expected[:2]
-        if spec.task != "detection":
-            half = copy.deepcopy(model).half()(images[:2].half()).float()
     got = ProgramExecutor(package)(images)
     assert got.shape == expected.shape
-    worst = float((got - expected).abs().max())
-    fp16_drift = float((half - expected[:2]).abs().max())
-    assert worst <= max(0.02 * float(expected.abs().max()), 3 * fp16_drift), (worst, fp16_drift)
+    errors = (got - expected).abs().flatten(1).amax(1)
+    worst = float(errors.max())
+    # The yardstick for "fp16 tolerance": how far torch itself drifts in fp16 on the same
+    # images - the one the executor errs most on, and the first (fp16 convolutions are slow
+    # on CPU, so not all; CenterNet's fp16 transposed convs take a minute, so the detector is
+    # held to the 2 % bound alone). Like for like: some images amplify fp16 rounding far
+    # more than others, whoever rounds.
+    bound = 0.02 * float(expected.abs().max())
+    if spec.task != "detection":
+        checked = sorted({0, int(errors.argmax())})
+        with torch.no_grad():
+            half = copy.deepcopy(model).half()(images[checked].half()).float()
+        drift = (half - expected[checked]).abs().flatten(1).amax(1)
+        per_image = torch.maximum(torch.full_like(drift, bound), 3 * drift)
+        assert bool((errors[checked] <= per_image).all()), (errors[checked], drift)
+    else:
+        assert worst <= bound, worst
     if spec.task == "detection":
         cells = [o[:, :-4].reshape(len(o), -1).argmax(1) for o in (got, expected)]
         assert torch.equal(*cells)  # the strongest detection of each image

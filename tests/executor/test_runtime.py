@@ -105,17 +105,15 @@ def test_a_constant_output_is_returned(tmp_path: Path) -> None:
 
 def test_every_reason_is_listed_before_anything_runs() -> None:
     def body(x):
-        noise = mb.random_uniform(shape=np.array([1, 3], np.int32))
-        picked = mb.cond(
-            pred=mb.const(val=True), _true_fn=lambda: mb.relu(x=x), _false_fn=lambda: x
-        )
-        return mb.add(x=mb.add(x=x, y=noise), y=picked)
+        noise = mb.random_uniform(shape=np.array([1, 3], np.int32))  # an op not implemented
+        clamped = mb.clamped_relu(x=x, alpha=0.1, beta=-1.0)  # a mode refused by its check
+        return mb.add(x=mb.add(x=x, y=noise), y=clamped)
 
     with pytest.raises(UnsupportedOpError) as info:
         CompiledProgram.from_program(_program(body, (1, 3)))
     message = str(info.value)
     assert "nothing was run" in message
-    assert "random_uniform" in message and "control flow" in message
+    assert "random_uniform" in message and "clamped_relu" in message
 
 
 def _flexible_package(tmp_path: Path, shape) -> Path:
@@ -212,3 +210,37 @@ def test_export_to_torch_export_and_onnx_computes_what_the_executor_computes(
     (onnx_out,) = session.run(None, {"image": x.numpy()})
     np.testing.assert_allclose(onnx_out, expected.numpy(), atol=2e-3 * float(expected.abs().max()))
     assert "conv" in (tmp_path / "m.py").read_text()
+
+
+def test_a_refused_program_is_recorded_beside_the_package_and_raised_again(
+    tmp_path: Path,
+) -> None:
+    """rule compile_program: a program the executor refuses is no failed job (Core ML may
+    still run it); the evaluation raises the recorded reasons without recompiling."""
+    import coremltools as ct
+    from coreml_bench.executor.runtime import REFUSED_FILE, compile_to
+
+    def body(x):
+        return mb.add(x=x, y=mb.random_uniform(shape=np.array([1, 3], np.int32)))
+
+    package = tmp_path / "random.mlpackage"
+    ct.convert(_program(body, (1, 3)), convert_to="mlprogram").save(str(package))
+    folder = plan_folder(package)
+    compile_to(package, folder)
+    recorded = json.loads((folder / REFUSED_FILE).read_text())
+    assert "random_uniform" in recorded["reason"]
+    with pytest.raises(UnsupportedOpError, match=r"random_uniform.*not implemented"):
+        ProgramExecutor(package)
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="torch sees no CUDA device")
+def test_a_package_runs_on_cuda_as_on_the_cpu(fashion_package: Path, tmp_path: Path) -> None:
+    import shutil
+
+    package = tmp_path / fashion_package.name
+    shutil.copytree(fashion_package, package)
+    batch = torch.rand(16, 1, 28, 28)
+    on_cpu = ProgramExecutor(package)(batch)
+    on_gpu = ProgramExecutor(package, device="cuda")(batch)
+    scale = float(on_cpu.abs().max())
+    assert float((on_gpu - on_cpu).abs().max()) <= 2.0**-9 * scale

@@ -114,6 +114,21 @@ def _stale(args: argparse.Namespace) -> int:
     return 1
 
 
+def _export(args: argparse.Namespace) -> int:
+    from .executor import UnsupportedOpError
+    from .executor.export import export_package
+
+    try:
+        output = export_package(
+            Path(args.package), args.to, Path(args.output) if args.output else None
+        )
+    except UnsupportedOpError as error:
+        print(error, file=sys.stderr)
+        return 1
+    print(f"wrote {output} ({args.to})")
+    return 0
+
+
 def _make_imagenet_sample(args: argparse.Namespace) -> int:
     from .data.imagenet import foolbox_imagenet_sample, write_imagenet_folder
 
@@ -157,6 +172,17 @@ def main(argv: list[str] | None = None) -> int:
         help="run `snakemake --forcerun <stale records>` with the options after `--`",
     )
     stale.set_defaults(func=_stale)
+    export = sub.add_parser(
+        "export",
+        help="turn an .mlpackage into a torch program: the compiled plan, a torch.export "
+        ".pt2, ONNX, or the graph's Python code (computes what the executor computes)",
+    )
+    export.add_argument("package")
+    export.add_argument("--to", choices=("plan", "pt2", "onnx", "code"), default="pt2")
+    export.add_argument(
+        "--output", "-o", help="where to write (default: beside the package, e.g. model.pt2)"
+    )
+    export.set_defaults(func=_export)
     sample = sub.add_parser(
         "make-imagenet-sample",
         help="write the 20 foolbox ImageNet images as an ImageNet-layout folder (<wnid>/*.jpg)",

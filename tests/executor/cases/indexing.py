@@ -1078,7 +1078,15 @@ MOVES = [
     ),
 ]
 
-CASES = [*GATHER, *SCATTER, *SLICES, *BUILD, *SORTING, *MOVES]
+SPARSE_FLOAT = np.array([[0.0, 1.5, 0.0], [-2.0, 0.0, 3.0]], np.float32)
+SPARSE_INT = np.array([[[0, 1], [2, 0]], [[0, 0], [0, 5]]], np.int32)
+NON_ZERO = [
+    Case("non_zero", "float, rank 2", {"x": SPARSE_FLOAT}, lambda x: mb.non_zero(x=x), exact=True),
+    Case("non_zero", "int32, rank 3", {"x": SPARSE_INT}, lambda x: mb.non_zero(x=x), exact=True,
+         dtypes=("fp32",)),
+]  # fmt: skip
+
+CASES = [*GATHER, *SCATTER, *SLICES, *BUILD, *SORTING, *MOVES, *NON_ZERO]
 
 REFUSALS = [
     Refusal(

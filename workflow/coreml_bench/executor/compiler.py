@@ -1,8 +1,11 @@
 """MIL program → ``Plan``: read once with coremltools, checked whole, weights decompressed.
 
 Every op is checked before anything runs: an unknown op type, an op mode or attribute the
-executor does not implement, control flow or state - all reasons are collected and raised
-together (``UnsupportedOpError``), so a program is either refused up front or it runs.
+executor does not implement (inside control-flow blocks too) - all reasons are collected and
+raised together (``UnsupportedOpError``), so a program is either refused up front or it runs.
+
+State inputs (iOS18 ``state<tensor<...>>``) become ``Plan.states``; ``cond`` and
+``while_loop`` become steps holding their blocks as nested step lists (``plan.Block``).
 """
 
 from __future__ import annotations
@@ -15,11 +18,15 @@ import numpy as np
 from ..mlpackage.program import Materialiser, load_program
 from .ops import OPS
 from .ops.registry import ArgInfo, OpView, UnsupportedOpError
-from .plan import Plan, Step, TensorInfo
+from .plan import Block, Plan, Step, TensorInfo
 
 # Int/bool constants up to this size become literals (axes, shapes, perms); larger ones
 # (gather indices, masks) are stored tensors.
 LITERAL_LIMIT = 256
+# Ops with nested blocks that the executor runs (``control_flow.py``).
+CONTROL_FLOW = ("cond", "while_loop")
+INPUT_DTYPES = ("fp16", "fp32", "int32", "bool", "int64", "fp64")
+STATE_DTYPES = ("fp16", "fp32", "int32", "bool")
 
 
 def _is_constant(op: Any) -> bool:
@@ -53,6 +60,10 @@ class _Builder:
         self._const_keys: dict[int, str] = {}
         self.function = program.functions["main"]
         self.input_names = set(self.function.inputs)
+        self.state_names: set[str] = set()
+        # Inputs of nested blocks (a while_loop's loop variables): computed, though op-less,
+        # and they may carry the initial value's sym_val - never read them as constants.
+        self.block_inputs: set[int] = set()
 
     def argument(self, var: Any) -> tuple[dict[str, Any], ArgInfo]:
         """The plan argument for an op input, and what ``check``/``rows`` see of it."""
@@ -60,6 +71,10 @@ class _Builder:
 
         shape = tuple(_shape(var))
         dtype = _dtype(var)
+        if var.op is None and var.name in self.state_names:
+            return {"ref": var.name}, ArgInfo("state", shape=shape, dtype=dtype)
+        if var.op is None and id(var) in self.block_inputs:
+            return {"ref": var.name}, ArgInfo("ref", shape=shape, dtype=dtype)
         if var.name in self.input_names and var.op is None:
             return {"ref": var.name}, ArgInfo("input", shape=shape, dtype=dtype)
         if var.op is not None and not _is_constant(var.op):
@@ -100,21 +115,101 @@ def compile_program(
     builder = _Builder(package, program)
     function = builder.function
     reasons: list[str] = []
-    steps: list[Step] = []
-    row_hazard: str | None = None
     where = f"{package}: " if package else ""
 
-    inputs = []
+    inputs: list[TensorInfo] = []
+    states: list[TensorInfo] = []
     for name, var in function.inputs.items():
+        if _is_state(var):
+            states.append(_state_info(name, var, reasons))
+            builder.state_names.add(name)
+            continue
         dtype = _dtype(var)
-        if dtype not in ("fp16", "fp32", "int32", "bool", "int64", "fp64"):
-            reasons.append(f"input {name!r} of type {dtype} (state or non-tensor inputs)")
+        if dtype not in INPUT_DTYPES:
+            reasons.append(f"input {name!r} of type {dtype} (non-tensor inputs)")
         inputs.append(TensorInfo(name=name, dtype=dtype, shape=_shape(var)))
-    for op in function.operations:
+    steps, row_hazard = _compile_operations(builder, function.operations, reasons)
+    outputs = []
+    for var in function.outputs:
+        if _is_constant(var.op):
+            # A program may return a stored (even compressed) tensor: an identity step on it.
+            steps.append(_identity_step(builder, var))
+            row_hazard = row_hazard or f"output {var.name!r} is a constant, not per row"
+        outputs.append(TensorInfo(name=var.name, dtype=_dtype(var), shape=_shape(var)))
+    if reasons:
+        listed = "\n  - ".join(dict.fromkeys(reasons))
+        raise UnsupportedOpError(
+            f"{where}the mil-torch executor cannot run this program; nothing was run:\n  - {listed}"
+        )
+    if spec is not None:
+        _describe(inputs, spec.description.input)
+        _describe(outputs, spec.description.output)
+    for info in inputs:
+        if not info.shape or info.shape[0] != 1:
+            row_hazard = row_hazard or f"input {info.name!r} has shape {info.shape}, not (1, ...)"
+    if states:
+        # One state serves the whole call: stacked samples would share (and race on) it.
+        names = ", ".join(repr(s.name) for s in states)
+        row_hazard = f"the program reads and writes state ({names}), shared by every sample"
+    return Plan(
+        inputs=inputs,
+        outputs=outputs,
+        steps=steps,
+        source=dict(source or {}),
+        row_hazard=row_hazard,
+        constants=builder.constants,
+        states=states,
+    )
+
+
+def _is_state(var: Any) -> bool:
+    from coremltools.converters.mil.mil import types
+
+    return types.is_state(getattr(var, "sym_type", None))
+
+
+def _state_info(name: str, var: Any, reasons: list[str]) -> TensorInfo:
+    """A state input as the tensor it wraps; only fixed shapes of tensor dtypes run."""
+    from coremltools.converters.mil.mil import types
+
+    wrapped = var.sym_type.wrapped_type()
+    if not types.is_tensor(wrapped):
+        reasons.append(f"state {name!r} wraps {wrapped.__type_info__()}, not a tensor")
+        return TensorInfo(name=name, dtype="?", shape=[])
+    dtype = types.builtin_to_string(wrapped.get_primitive())
+    shape = _shape(var)
+    if dtype not in STATE_DTYPES:
+        reasons.append(f"state {name!r} of dtype {dtype} is not supported ({STATE_DTYPES})")
+    if any(d is None for d in shape):
+        reasons.append(f"state {name!r} has a flexible shape {tuple(shape)}")
+    return TensorInfo(name=name, dtype=dtype, shape=shape)
+
+
+def _identity_step(builder: _Builder, var: Any) -> Step:
+    argument, info = builder.argument(var)
+    return Step(
+        "identity", f"{var.name}__output", {"x": argument}, [var.name],
+        [info.dtype], [list(info.shape or ())], [False],
+    )  # fmt: skip
+
+
+def _compile_operations(
+    builder: _Builder, operations: Any, reasons: list[str]
+) -> tuple[list[Step], str | None]:
+    """The steps of a block's ops (the function's, or a nested block's), and the first row
+    hazard among them; every reason an op cannot run is appended to ``reasons``."""
+    steps: list[Step] = []
+    row_hazard: str | None = None
+    for op in operations:
         if _is_constant(op):
             continue
+        if op.op_type in CONTROL_FLOW:
+            steps.append(_control_flow_step(builder, op, reasons))
+            # The branch taken (or the trip count) is one for the whole stacked batch.
+            row_hazard = row_hazard or f"{op.op_type} {op.name!r}: control flow decides per call"
+            continue
         if op.blocks:
-            reasons.append(f"{op.op_type} {op.name!r}: control flow is not supported")
+            reasons.append(f"{op.op_type} {op.name!r}: an op with nested blocks (not supported)")
             continue
         entry = OPS.get(op.op_type)
         if entry is None:
@@ -150,35 +245,52 @@ def compile_program(
                 round=[d == "fp16" and not entry.exact_fp16 for d in view.out_dtypes],
             )
         )
-    outputs = []
-    for var in function.outputs:
-        if _is_constant(var.op):
-            # A program may return a stored (even compressed) tensor: an identity step on it.
-            argument, info = builder.argument(var)
-            steps.append(
-                Step("identity", f"{var.name}__output", {"x": argument}, [var.name],
-                     [info.dtype], [list(info.shape or ())], [False])
-            )  # fmt: skip
-            row_hazard = row_hazard or f"output {var.name!r} is a constant, not per row"
-        outputs.append(TensorInfo(name=var.name, dtype=_dtype(var), shape=_shape(var)))
-    if reasons:
-        listed = "\n  - ".join(dict.fromkeys(reasons))
-        raise UnsupportedOpError(
-            f"{where}the mil-torch executor cannot run this program; nothing was run:\n  - {listed}"
+    return steps, row_hazard
+
+
+def _control_flow_step(builder: _Builder, op: Any, reasons: list[str]) -> Step:
+    """``cond`` (``pred``; blocks true, false) or ``while_loop`` (``loop_vars``; blocks cond,
+    body) as a step holding each block's steps. A block reads its own inputs (a loop's
+    variables) and ``captured`` results of the blocks around it (and states), by name."""
+    arguments: dict[str, Any] = {}
+    if op.op_type == "cond":
+        arguments["pred"], info = builder.argument(op.pred)
+        if info.dtype != "bool":
+            reasons.append(f"cond {op.name!r}: pred of dtype {info.dtype}, not bool")
+    else:
+        arguments["loop_vars"] = {"list": [builder.argument(v)[0] for v in op.loop_vars]}
+    blocks = []
+    for block in op.blocks:
+        builder.block_inputs.update(id(v) for v in block.inputs)
+        steps, _ = _compile_operations(builder, block.operations, reasons)
+        for var in dict.fromkeys(block.outputs):
+            if _is_constant(var.op):
+                steps.append(_identity_step(builder, var))  # a block may return a constant
+        local = {v.name for v in block.inputs} | {o for s in steps for o in s.outputs}
+        captured = [
+            name for name in dict.fromkeys(
+                [*(r for s in steps for r in s.refs()), *(v.name for v in block.outputs)]
+            ) if name not in local
+        ]  # fmt: skip
+        blocks.append(
+            Block(
+                inputs=[v.name for v in block.inputs],
+                input_dtypes=[_dtype(v) for v in block.inputs],
+                input_shapes=[_shape(v) for v in block.inputs],
+                captured=captured,
+                steps=steps,
+                outputs=[v.name for v in block.outputs],
+            )
         )
-    if spec is not None:
-        _describe(inputs, spec.description.input)
-        _describe(outputs, spec.description.output)
-    for info in inputs:
-        if not info.shape or info.shape[0] != 1:
-            row_hazard = row_hazard or f"input {info.name!r} has shape {info.shape}, not (1, ...)"
-    return Plan(
-        inputs=inputs,
-        outputs=outputs,
-        steps=steps,
-        source=dict(source or {}),
-        row_hazard=row_hazard,
-        constants=builder.constants,
+    return Step(
+        op=op.op_type,
+        name=op.name,
+        inputs=arguments,
+        outputs=[o.name for o in op.outputs],
+        dtypes=[_dtype(o) for o in op.outputs],
+        shapes=[_shape(o) for o in op.outputs],
+        round=[False for _ in op.outputs],  # block results are rounded where computed
+        blocks=blocks,
     )
 
 

@@ -18,6 +18,7 @@ import logging
 from pathlib import Path
 
 from ..io import atomic_path, write_text_atomic
+from .graph import build_graph_module
 from .runtime import CompiledProgram, plan_folder
 
 log = logging.getLogger(__name__)
@@ -48,10 +49,18 @@ def export_package(package: Path, to: str, output: Path | None = None) -> Path:
         CompiledProgram.from_package(package)  # raises a cached refusal with its reasons
         return output
     program = CompiledProgram.from_package(package)
-    module = program.module.eval()
+    # Portable ops only: no prepacked oneDNN weights (``fast``) in an exported graph.
+    module = build_graph_module(program.plan, fast=False).eval()
     if to == "code":
         write_text_atomic(output, f"# {package}: the executor's graph (torch.fx)\n{module.code}")
         return output
+    if program.states or any(step.blocks for step in program.plan.steps):
+        # torch.export traces one path: a Python branch or loop would be frozen at the
+        # example's, and the state buffers are extra inputs the exported file cannot name.
+        raise ValueError(
+            f"{package}: a program with state or control flow (cond, while_loop) cannot be "
+            f"exported to {to}; export it as 'plan' or 'code'"
+        )
     inputs = program.example_inputs()
     expected = list(program.run(*inputs).values())
     with atomic_path(output, suffix=SUFFIXES[to]) as staging:

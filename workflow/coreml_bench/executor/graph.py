@@ -13,6 +13,11 @@ CPU). Layout changes no value; every op reads tensors by logical index.
 
 ``rows=True`` builds the row-batched variant (see ``runtime``): ops that name the batch-1
 shape (``reshape``'s leading 1) take the batch size from their input instead.
+
+A stateful program's states follow the inputs as placeholders, passed as they are: the
+caller's buffers, which ``coreml_update_state`` steps write in place (kept in program order,
+never removed as dead code). ``cond`` / ``while_loop`` steps are submodules running their
+blocks' own GraphModules (``control_flow``).
 """
 
 from __future__ import annotations
@@ -23,6 +28,9 @@ from typing import TYPE_CHECKING, Any
 
 from .ops import OPS
 from .plan import Plan
+
+# Ops writing a caller-owned state buffer (``ops/state.py``): never dead code.
+STATE_WRITES = ("coreml_update_state",)
 
 if TYPE_CHECKING:
     import torch
@@ -59,11 +67,22 @@ def channels_last(x: Any) -> Any:
 
 
 def build_graph_module(
-    plan: Plan, rows: bool = False, device: str = "cpu", layout: bool = True
+    plan: Plan,
+    rows: bool = False,
+    device: str = "cpu",
+    layout: bool = True,
+    fast: bool = True,
+    raw_inputs: bool = False,
 ) -> Any:
-    """``layout``: channels-last rank-4 tensors (see above); off only to compare layouts."""
+    """``layout``: channels-last rank-4 tensors (see above); off only to compare layouts.
+    ``fast``: ops may bind prepacked (opaque oneDNN) weights and fuse a following relu/clip
+    (``OpEntry.specialize``); off for a graph that is exported. ``raw_inputs``: inputs are
+    taken as they come, neither rounded nor re-laid out (a control-flow block's inputs,
+    computed by the graph around it)."""
     import torch
     import torch.fx as fx
+
+    from .ops.registry import BuildContext
 
     conv_weights = {
         step.inputs["weight"]["const"]
@@ -80,20 +99,34 @@ def build_graph_module(
     env: dict[str, fx.Node] = {}
     for info in plan.inputs:
         node = graph.placeholder(_identifier(info.name))
+        if raw_inputs:
+            env[info.name] = node
+            continue
         # Program inputs declared fp16 take fp16 values; float32 callers are rounded here.
         node = graph.call_function(round_fp16 if info.dtype == "fp16" else to_float32, (node,))
         env[info.name] = graph.call_function(channels_last, (node,)) if layout else node
+    for info in plan.states:
+        env[info.name] = graph.placeholder(_identifier(info.name))  # the buffer itself
     consumers: Counter[str] = Counter()
     for step in plan.steps:
-        for name in _refs(step.inputs):
+        for name in step.refs():
             consumers[name] += 1
     for out in plan.outputs:
         consumers[out.name] += 1
     fresh: set[str] = set()  # results no other tensor aliases
-    dtypes = {i.name: i.dtype for i in plan.inputs}
+    shapes = {i.name: (i.dtype, tuple(i.shape)) for i in [*plan.inputs, *plan.states]}
+    readers: dict[str, Any] = {}  # result → the step reading it (when exactly one does)
     for step in plan.steps:
-        dtypes.update(zip(step.outputs, step.dtypes, strict=True))
+        shapes.update(
+            (o, (d, tuple(s)))
+            for o, d, s in zip(step.outputs, step.dtypes, step.shapes, strict=True)
+        )
+        for name in step.refs():
+            readers[name] = step
+    output_names = {o.name for o in plan.outputs}
+    fused_into: dict[str, str] = {}
     constants: dict[str, fx.Node] = {}
+    effects: set[fx.Node] = set()  # nodes writing a state: kept though nothing reads them
 
     def argument(arg: dict[str, Any]) -> Any:
         if "ref" in arg:
@@ -119,6 +152,24 @@ def build_graph_module(
         return arg["value"]
 
     for step in plan.steps:
+        if step.blocks:
+            from .control_flow import build_control_flow
+
+            module = build_control_flow(step, plan, shapes, device, layout, fast)
+            key = f"{step.op}_{len(list(root.children()))}"
+            root.add_module(key, module)
+            arguments = [argument(v) for v in step.inputs.values()]
+            if step.op == "while_loop":
+                arguments = arguments[0]  # the loop variables, one argument each
+            arguments += [env[name] for block in step.blocks for name in block.captured]
+            node = graph.call_module(key, tuple(arguments))
+            if module.writes_state:
+                effects.add(node)
+            results = [
+                graph.call_function(operator.getitem, (node, i)) for i in range(len(step.outputs))
+            ]
+            _record(step, None, results, env, fresh, graph, False)
+            continue
         entry = OPS[step.op]
         refs = _refs(step.inputs)
         if all(r in folded for r in refs):
@@ -142,13 +193,29 @@ def build_graph_module(
         kwargs = {k: argument(v) for k, v in step.inputs.items()}
         if entry.takes_op:
             kwargs["op"] = step.op
+        if step.outputs[0] in fused_into:
+            # This relu/clip was applied by the op before it (see BuildContext.activation).
+            env[step.outputs[0]] = env[fused_into[step.outputs[0]]]
+            if fused_into[step.outputs[0]] in fresh:
+                fresh.add(step.outputs[0])
+            continue
         special = None
         if entry.specialize is not None and not (rows and entry.batched is not None):
-            special = entry.specialize(_build_time_view(step.inputs, plan, dtypes))
+            follower = _sole_activation(step, readers, consumers, output_names)
+            context = BuildContext(
+                device=torch.device(device).type,
+                fast=fast,
+                activation=follower[1] if follower else None,
+            )
+            special = entry.specialize(_build_time_view(step.inputs, plan, shapes), context)
         if special is not None:
-            function, keys = special
+            function, keys, applied = special
             node = graph.call_function(function, tuple(kwargs[k] for k in keys))
+            if step.op in STATE_WRITES:
+                effects.add(node)
             _record(step, entry, [node], env, fresh, graph, entry.fresh)
+            if applied and follower is not None:
+                fused_into[follower[0].outputs[0]] = step.outputs[0]
             continue
         target = entry.run
         if rows and entry.batched is not None:
@@ -157,6 +224,8 @@ def build_graph_module(
         if entry.inplace is not None and x_ref in fresh and consumers[x_ref] == 1:
             target = entry.inplace
         node = graph.call_function(target, (), kwargs)
+        if step.op in STATE_WRITES:
+            effects.add(node)
         if len(step.outputs) == 1:
             results = [node]
         else:
@@ -165,8 +234,18 @@ def build_graph_module(
             ]
         _record(step, entry, results, env, fresh, graph, entry.fresh or target is entry.inplace)
     graph.output(tuple(env[out.name] for out in plan.outputs))
-    module = fx.GraphModule(root, graph, class_name="CoreMLProgram")
-    return module
+    # State writes stay (in program order) though nothing reads their result. (The default
+    # purity check cannot ask a submodule before the GraphModule exists: they are pure here
+    # unless they write state.)
+    graph.eliminate_dead_code(
+        is_impure_node=lambda node: (
+            node in effects or (node.op != "call_module" and node.is_impure())
+        )
+    )
+    used = {node.target for node in graph.nodes if node.op == "get_attr"}
+    for key in [k for k, _ in root.named_buffers(recurse=False) if k not in used]:
+        delattr(root, key)  # weights bound into ops (prepacked) or folded away
+    return fx.GraphModule(root, graph, class_name="CoreMLProgram")
 
 
 def _record(step: Any, entry: Any, results: list[Any], env: dict[str, Any], fresh: set[str],
@@ -180,12 +259,34 @@ def _record(step: Any, entry: Any, results: list[Any], env: dict[str, Any], fres
             fresh.add(name)
 
 
-def _build_time_view(inputs: dict[str, Any], plan: Plan, dtypes: dict[str, str]) -> dict[str, Any]:
+def _sole_activation(
+    step: Any, readers: dict[str, Any], consumers: Any, outputs: set[str]
+) -> tuple[Any, tuple[str, list[float]]] | None:
+    """The relu or literal clip that alone reads ``step``'s single result, as oneDNN names it."""
+    if len(step.outputs) != 1:
+        return None
+    name = step.outputs[0]
+    reader = readers.get(name)
+    if reader is None or consumers[name] != 1 or name in outputs:
+        return None
+    if reader.op == "relu":
+        return reader, ("relu", [])
+    if reader.op in ("clip", "relu6"):
+        if reader.op == "relu6":
+            return reader, ("hardtanh", [0.0, 6.0])
+        alpha, beta = reader.inputs.get("alpha", {}), reader.inputs.get("beta", {})
+        if "value" in alpha and "value" in beta:
+            return reader, ("hardtanh", [float(alpha["value"]), float(beta["value"])])
+    return None
+
+
+def _build_time_view(inputs: dict[str, Any], plan: Plan, shapes: dict[str, Any]) -> dict[str, Any]:
     from .ops.registry import Computed
 
     def view(arg: dict[str, Any]) -> Any:
         if "ref" in arg:
-            return Computed(dtypes.get(arg["ref"], ""))
+            dtype, shape = shapes.get(arg["ref"], ("", None))
+            return Computed(dtype, shape)
         if "const" in arg:
             return plan.constants[arg["const"]]
         if "list" in arg:

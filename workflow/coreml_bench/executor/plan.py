@@ -20,7 +20,7 @@ if TYPE_CHECKING:
     import torch
 
 # Bump when the meaning of a plan changes; a cached plan of another format is recompiled.
-PLAN_FORMAT = 1
+PLAN_FORMAT = 2  # 2: ``states``; steps may hold nested blocks (control flow)
 PLAN_FILE = "plan.json"
 CONSTANTS_FILE = "constants.pt"
 
@@ -83,9 +83,11 @@ class TensorInfo:
 class Step:
     """One compute op. ``inputs`` maps each MIL input name to an argument:
 
-    ``{"ref": name}`` an earlier result or a program input; ``{"const": key}`` a stored tensor;
-    ``{"value": literal}`` a Python literal; ``{"list": [argument, ...]}`` a tuple input
-    (``concat``'s values). ``round``: per output, whether its result is rounded to fp16.
+    ``{"ref": name}`` an earlier result, a program input or a state; ``{"const": key}`` a
+    stored tensor; ``{"value": literal}`` a Python literal; ``{"list": [argument, ...]}`` a
+    tuple input (``concat``'s values). ``round``: per output, whether its result is rounded
+    to fp16. ``blocks``: a control-flow op's nested blocks (``cond``: true, false;
+    ``while_loop``: cond, body).
     """
 
     op: str
@@ -95,6 +97,47 @@ class Step:
     dtypes: list[str]
     shapes: list[list[int | None]]
     round: list[bool]
+    blocks: list[Block] = field(default_factory=list)
+
+    def refs(self) -> list[str]:
+        """Every name this step reads: its arguments' refs and what its blocks capture."""
+        found = _argument_refs(list(self.inputs.values()))
+        for block in self.blocks:
+            found += block.captured
+        return found
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> Step:
+        blocks = [Block.from_json(b) for b in data.get("blocks", [])]
+        return cls(**{**data, "blocks": blocks})
+
+
+@dataclass
+class Block:
+    """A nested block of a control-flow step: its own inputs (a loop's variables, named as
+    the block names them), the outer results (and states) it reads (``captured``), its steps
+    and the names of the results it returns."""
+
+    inputs: list[str]
+    input_dtypes: list[str]
+    input_shapes: list[list[int | None]]
+    captured: list[str]
+    steps: list[Step]
+    outputs: list[str]
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> Block:
+        return cls(**{**data, "steps": [Step.from_json(s) for s in data["steps"]]})
+
+
+def _argument_refs(arguments: list[Any]) -> list[str]:
+    found: list[str] = []
+    for arg in arguments:
+        if "ref" in arg:
+            found.append(arg["ref"])
+        elif "list" in arg:
+            found += _argument_refs(arg["list"])
+    return found
 
 
 @dataclass
@@ -107,6 +150,9 @@ class Plan:
     row_hazard: str | None = None
     constants: dict[str, torch.Tensor] = field(default_factory=dict, repr=False)
     format: int = PLAN_FORMAT
+    # The program's state inputs (iOS18 ``state<tensor<...>>``), fixed shapes: buffers that
+    # ``read_state`` / ``coreml_update_state`` steps read and write (see ``runtime.run``).
+    states: list[TensorInfo] = field(default_factory=list)
 
     def to_json(self) -> dict[str, Any]:
         data = asdict(self)
@@ -118,11 +164,12 @@ class Plan:
         return cls(
             inputs=[TensorInfo(**t) for t in data["inputs"]],
             outputs=[TensorInfo(**t) for t in data["outputs"]],
-            steps=[Step(**s) for s in data["steps"]],
+            steps=[Step.from_json(s) for s in data["steps"]],
             source=data.get("source", {}),
             row_hazard=data.get("row_hazard"),
             constants=constants,
             format=data["format"],
+            states=[TensorInfo(**t) for t in data.get("states", [])],
         )
 
     def save(self, folder: Path) -> None:

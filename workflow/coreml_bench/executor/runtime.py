@@ -9,6 +9,11 @@ a program that declares (1, ...) inputs. It runs them at once only where that is
 flexible leading axis, or a program the compiler proved keeps rows apart (``Plan.row_hazard``
 is None) - and otherwise one sample at a time.
 
+A stateful program (iOS18 state inputs) runs with ``run(..., state=program.make_state())``:
+the state's buffers are the caller's, zero-filled as Core ML allocates them (``MLModel
+.makeState``: "The allocated state buffers are initialized to zeros"), and every call
+updates them in place. Stacked samples (``rows``) would share one state: refused.
+
 The plan is compiled once and cached beside its package (``<package>.torch``), keyed by the
 package's bytes and the compiler's code; loading it imports neither coremltools nor the MIL
 program.
@@ -138,6 +143,7 @@ class CompiledProgram:
         self.inputs: list[TensorInfo] = plan.inputs
         self.outputs: list[TensorInfo] = plan.outputs
         self.row_hazard = plan.row_hazard
+        self.states: list[TensorInfo] = plan.states
 
     @classmethod
     def from_package(
@@ -176,10 +182,57 @@ class CompiledProgram:
             values = [named[i.name] for i in self.inputs]
         return [torch.as_tensor(v).to(self.device) for v in values]
 
-    def run(self, *args: Any, **named: Any) -> dict[str, torch.Tensor]:
-        """Run once with inputs of the program's declared shapes; every output by name."""
+    def make_state(self) -> dict[str, torch.Tensor]:
+        """Fresh buffers for the program's states, by name, zero-filled as Core ML allocates
+        them: float32 for fp16 / fp32 states (holding fp16 values for fp16), else the
+        state's int32 / bool dtype. Pass them to ``run(..., state=...)``; read them freely
+        between calls."""
         import torch
 
+        return {
+            info.name: torch.zeros(info.shape, dtype=_state_dtype(info), device=self.device)
+            for info in self.states
+        }
+
+    def _state_buffers(self, state: dict[str, torch.Tensor] | None) -> list[torch.Tensor]:
+        if not self.states:
+            if state:
+                raise TypeError(f"{self.name}: the program has no state; got {sorted(state)}")
+            return []
+        if state is None:
+            raise TypeError(
+                f"{self.name}: the program is stateful ({[s.name for s in self.states]}); "
+                "pass state=program.make_state() (updated in place, call after call)"
+            )
+        names = [info.name for info in self.states]
+        if sorted(state) != sorted(names):
+            raise TypeError(f"{self.name}: states are {names}; got {sorted(state)}")
+        for info in self.states:
+            buffer, dtype = state[info.name], _state_dtype(info)
+            on_device = buffer.device.type == self.device.type and (
+                self.device.index is None or buffer.device.index == self.device.index
+            )
+            if list(buffer.shape) != info.shape or buffer.dtype != dtype or not on_device:
+                # Buffers are written in place: a converted copy would lose the update.
+                raise TypeError(
+                    f"{self.name}: state {info.name!r} must be a {dtype} tensor of shape "
+                    f"{tuple(info.shape)} on {self.device} (as make_state gives); got "
+                    f"{buffer.dtype} {tuple(buffer.shape)} on {buffer.device}"
+                )
+        return [state[name] for name in names]
+
+    def run(
+        self, *args: Any, state: dict[str, torch.Tensor] | None = None, **named: Any
+    ) -> dict[str, torch.Tensor]:
+        """Run once with inputs of the program's declared shapes; every output by name.
+        ``state`` (stateful programs only): the buffers from ``make_state``, updated in
+        place."""
+        import torch
+
+        if state is not None and not self.states and "state" in {i.name for i in self.inputs}:
+            named["state"] = state  # an input named "state" of a stateless program
+            state = None
+        buffers = self._state_buffers(state)
         tensors = self._arrange(args, named)
         for info, tensor in zip(self.inputs, tensors, strict=True):
             try:
@@ -187,7 +240,7 @@ class CompiledProgram:
             except ShapeError as error:
                 raise ShapeError(f"{self.name}: {error}") from None
         with torch.no_grad():
-            results = self.module(*tensors)
+            results = self.module(*tensors, *buffers)
         return {info.name: _plain(v) for info, v in zip(self.outputs, results, strict=True)}
 
     # ------------------------------------------------------------------ stacked samples
@@ -199,17 +252,27 @@ class CompiledProgram:
         """
         import torch
 
+        if self.states:
+            raise TypeError(
+                f"{self.name}: the program is stateful ({[s.name for s in self.states]}): "
+                "stacked samples would share one state within the call; run them one by one "
+                "with run(..., state=...)"
+            )
         tensors = self._arrange(args, named)
         counts = {int(t.shape[0]) if t.ndim else -1 for t in tensors}
         if len(counts) != 1 or -1 in counts:
             raise ShapeError(f"{self.name}: inputs disagree on the number of samples {counts}")
         n = counts.pop()
+        per_row = all(i.shape and i.shape[0] in (1, None) for i in self.inputs)
+        # A cond's branch (a loop's trip count) would be one for all N rows: never at once.
+        branches = any(step.blocks for step in self.plan.steps) and per_row and n != 1
         try:
             for info, tensor in zip(self.inputs, tensors, strict=True):
                 info.check(tuple(tensor.shape))
-            return self.run(*tensors)  # the program takes N itself (flexible leading axis)
+            if not branches:
+                return self.run(*tensors)  # the program takes N itself (flexible leading axis)
         except ShapeError:
-            if not all(i.shape and i.shape[0] in (1, None) for i in self.inputs):
+            if not per_row:
                 raise
         for info, tensor in zip(self.inputs, tensors, strict=True):
             try:
@@ -232,6 +295,15 @@ class CompiledProgram:
         return tuple(t.to(self.device) for t in example_inputs(self.plan, batch))
 
 
+def _state_dtype(info: TensorInfo) -> torch.dtype:
+    """A state buffer's dtype: float32 holds fp16 and fp32 states (as every op reads them)."""
+    import torch
+
+    if info.dtype in ("fp16", "fp32"):
+        return torch.float32
+    return torch.bool if info.dtype == "bool" else torch.int32
+
+
 def _plain(value: Any) -> Any:
     """Outputs in the default (contiguous) layout, whatever layout the graph computed in."""
     return value.contiguous() if hasattr(value, "contiguous") else value
@@ -245,8 +317,18 @@ class ProgramExecutor(CompiledProgram):
 
         if torch.device(device).type == "cuda" and not torch.cuda.is_available():
             raise RuntimeError(f"device {device!r} requested, but torch sees no CUDA device")
+        from .ops.registry import UnsupportedOpError
+
         self.package = Path(package)
-        super().__init__(load_or_compile(self.package, cache=cache), device, str(package))
+        plan = load_or_compile(self.package, cache=cache)
+        if plan.states:
+            # Evaluation feeds independent samples; a state carries one call into the next.
+            raise UnsupportedOpError(
+                f"{self.package}: a stateful program (states "
+                f"{', '.join(repr(s.name) for s in plan.states)}) cannot be evaluated sample "
+                "by sample; use CompiledProgram.run(..., state=program.make_state())"
+            )
+        super().__init__(plan, device, str(package))
         first = self.inputs[0]
         self.input_name = first.name
         self.input_shape = tuple(1 if d is None else d for d in first.shape)

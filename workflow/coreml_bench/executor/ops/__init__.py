@@ -11,6 +11,7 @@ from . import (  # noqa: F401
     resize,
     sequence,
     shape,
+    state,
 )
 from .registry import OPS, OpEntry
 

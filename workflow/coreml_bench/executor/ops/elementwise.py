@@ -13,6 +13,8 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 from .registry import (
+    BuildContext,
+    Computed,
     OpView,
     as_tensor,
     number,
@@ -84,13 +86,40 @@ BINARY = ARITHMETIC + SELECTING
 _BINARY: dict[str, Any] = {}
 
 
+_FLOAT = ("fp16", "fp32")
+_DIRECT = {"add": "add", "sub": "sub", "mul": "mul", "real_div": "true_divide"}
+
+
+def _binary_specialized(op: str) -> Any:
+    """add/sub/mul/real_div of two float tensors (computed or stored): the torch function
+    itself, without the per-call operand handling."""
+
+    def specialize(inputs: dict[str, Any], context: BuildContext) -> Any:
+        import torch
+
+        x, y = inputs["x"], inputs["y"]
+        for value in (x, y):
+            if isinstance(value, Computed):
+                if value.dtype not in _FLOAT:
+                    return None
+            elif not (isinstance(value, torch.Tensor) and value.is_floating_point()):
+                return None
+        return getattr(torch, _DIRECT[op]), ("x", "y"), False
+
+    return specialize
+
+
 @register_op(*SELECTING, rows=rows_elementwise, exact_fp16=True)
-@register_op(*ARITHMETIC, rows=rows_elementwise)
+@register_op(*(a for a in ARITHMETIC if a not in _DIRECT), rows=rows_elementwise)
 def binary(x: Any, y: Any, op: str) -> torch.Tensor:
     if not _BINARY:
         _BINARY.update(_binary_functions())
     x, y = _operands(x, y)
     return _BINARY[op](x, y)
+
+
+for _name in _DIRECT:
+    register_op(_name, rows=rows_elementwise, specialize=_binary_specialized(_name))(binary)
 
 
 # --------------------------------------------------------------------------- unary
@@ -325,17 +354,29 @@ def linear_activation(x: torch.Tensor, alpha: Any, beta: Any = 0.0) -> torch.Ten
 @register_op("sigmoid_hard", rows=rows_elementwise)
 def sigmoid_hard(x: torch.Tensor, alpha: Any = 0.2, beta: Any = 0.5) -> torch.Tensor:
     """min(max(alpha * x + beta, 0), 1)."""
-    # One new tensor, then in place: this op runs on every hard-swish activation.
-    return x.mul(float(number(alpha))).add_(float(number(beta))).clamp_(0.0, 1.0)
+    import torch
+
+    # beta + alpha·x in one kernel, then clamped in place: this op runs in every hard-swish.
+    beta_t = torch.tensor(float(number(beta)), dtype=x.dtype, device=x.device)
+    return torch.add(beta_t, x, alpha=float(number(alpha))).clamp_(0.0, 1.0)
 
 
 @register_op("thresholded_relu", rows=rows_elementwise, exact_fp16=True)
 def thresholded_relu(x: torch.Tensor, alpha: Any = 1.0) -> torch.Tensor:
     """x if x >= alpha else 0 (MIL: ``>=``; torch's F.threshold uses ``>``)."""
+    import numpy as np
     import torch
+    import torch.nn.functional as F
 
+    threshold = float(number(alpha))
+    if x.dtype == torch.float32:
+        # x >= a is x > (the float32 just below a): one fused kernel (F.threshold) instead
+        # of a comparison and a select.
+        below = float(np.nextafter(np.float32(threshold), np.float32(-np.inf)))
+        if np.float32(below) < np.float32(threshold):
+            return F.threshold(x, below, 0.0)
     zero = torch.zeros((), dtype=x.dtype, device=x.device)
-    return torch.where(x >= float(number(alpha)), x, zero)
+    return torch.where(x >= threshold, x, zero)
 
 
 _GELU_MODES = ("EXACT", "TANH_APPROXIMATION", "SIGMOID_APPROXIMATION")

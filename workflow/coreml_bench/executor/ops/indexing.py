@@ -870,3 +870,12 @@ def sliding_windows(x: torch.Tensor, axis: Any, size: Any, stride: Any = 1) -> t
     dim = _axis(axis, x.ndim)
     windows = x.unfold(dim, int(number(size)), int(number(stride)))
     return windows.movedim(-1, dim + 1)
+
+
+@register_op("non_zero")
+def non_zero(x: torch.Tensor) -> torch.Tensor:
+    """Indices (int32, row-major order) of the non-zero elements: shape (count, rank). The
+    count depends on the values, so the result's shape is known only at run time."""
+    import torch
+
+    return torch.nonzero(x).to(torch.int32)

@@ -39,7 +39,8 @@ class UnsupportedOpError(RuntimeError):
 class ArgInfo:
     """One input of an op as the compiler sees it (for ``check`` and ``rows``)."""
 
-    kind: str  # "ref" (computed), "input" (a program input), "const" (stored), "value"
+    kind: str  # "ref" (computed), "input" (a program input), "const" (stored), "value",
+    # "state" (a state input: only read_state / coreml_update_state take one)
     value: Any = None  # the literal, for kind "value" (and small consts)
     shape: tuple[int | None, ...] | None = None
     dtype: str = ""
@@ -84,9 +85,21 @@ class OpView:
 
 @dataclass(frozen=True)
 class Computed:
-    """A run-time input, as ``specialize`` sees it: only its MIL dtype is known."""
+    """A run-time input, as ``specialize`` sees it: its MIL dtype and declared shape."""
 
     dtype: str
+    shape: tuple[int | None, ...] | None = None
+
+
+@dataclass(frozen=True)
+class BuildContext:
+    """What ``specialize`` may use: the graph's device; ``fast`` (prepacked weights and fused
+    activations - opaque oneDNN tensors, so off for export); ``activation``: the relu / clip
+    that alone reads this op's result, as (name, scalars), which the op may apply itself."""
+
+    device: str
+    fast: bool
+    activation: tuple[str, list[float]] | None = None
 
 
 def _no_reasons(view: OpView) -> list[str]:
@@ -109,13 +122,12 @@ class OpEntry:
     inplace: Callable[..., Any] | None = None
     # The op under row batching, where it must adapt (``reshape``'s leading 1 → N).
     batched: Callable[..., Any] | None = None
-    # ``specialize(inputs)`` → (function, keys) or None: the op with its literals bound once
-    # at graph build, called with just the tensors named by ``keys`` (positionally). Inputs
-    # computed at run time appear as ``COMPUTED`` (with their MIL dtype), stored tensors as
-    # themselves. Saves the per-call argument handling on the hot ops (conv).
-    specialize: (
-        Callable[[dict[str, Any]], tuple[Callable[..., Any], tuple[str, ...]] | None] | None
-    ) = None
+    # ``specialize(inputs, context)`` → (function, keys, fused) or None: the op with its
+    # literals (and stored weights) bound once at graph build, called with just the tensors
+    # named by ``keys`` (positionally); ``fused``: it applied ``context.activation`` itself.
+    # Inputs computed at run time appear as ``Computed``. Saves the per-call argument
+    # handling, and on CPU lets conv use prepacked weights (see linear.py).
+    specialize: Callable[[dict[str, Any], BuildContext], Any] | None = None
     takes_op: bool = field(default=False, init=False)
 
     def __post_init__(self) -> None:
@@ -133,7 +145,7 @@ def register_op(
     exact_fp16: bool = False,
     inplace: Callable[..., Any] | None = None,
     batched: Callable[..., Any] | None = None,
-    specialize: Callable[[dict[str, Any]], Any] | None = None,
+    specialize: Callable[[dict[str, Any], BuildContext], Any] | None = None,
 ) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
     def register(function: Callable[..., Any]) -> Callable[..., Any]:
         for name in names:
