@@ -1,5 +1,5 @@
 # Reproduce Core ML model-compression benchmarks:
-# download-weights → convert → compress → evaluate → profile → track → aggregate.
+# download-weights → convert → compress → compile → evaluate → profile → track → aggregate.
 import os
 import sys
 
@@ -45,6 +45,7 @@ include: "workflow/rules/convert.smk"
 include: "workflow/rules/check.smk"
 include: "workflow/rules/compress.smk"
 include: "workflow/rules/compress_torch.smk"
+include: "workflow/rules/compile.smk"
 include: "workflow/rules/evaluate.smk"
 include: "workflow/rules/profile.smk"
 include: "workflow/rules/track.smk"

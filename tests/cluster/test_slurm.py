@@ -120,7 +120,7 @@ def test_workflow_on_slurm_matches_a_local_run(
         assert states.get(slurm_id) == "COMPLETED", (rule, slurm_id, states)
         assert slurm_log.is_relative_to(slurm_dir / ".snakemake/slurm_logs" / f"rule_{rule}")
         assert slurm_log.stat().st_size > 0, slurm_log
-    assert len(submitted) == 10  # download, convert, 2 compress, 3 evaluate, 3 profile
+    assert len(submitted) == 13  # download, convert, 2 compress, 3 compile, 3 evaluate, 3 profile
     logged_rules = {p.name for p in (slurm_dir / ".snakemake/slurm_logs").iterdir()}
     assert logged_rules == {f"rule_{rule}" for rule in COMPUTE_RULES}
 

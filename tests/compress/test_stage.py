@@ -151,7 +151,7 @@ def test_evaluation_settings_retrain_nothing(fashion_run: Path) -> None:
     assert dry_run_jobs(fashion_run, config) == {}
     config["data"] = {**config["data"], "limit": 100}
     assert dry_run_jobs(fashion_run, config) == {
-        "compress_torch": 1, "evaluate": 7, "profile": 1, **TABLES
+        "compress_torch": 1, "compile_program": 1, "evaluate": 7, "profile": 1, **TABLES
     }  # fmt: skip
 
 
@@ -163,7 +163,7 @@ def test_a_training_data_setting_retrains_the_baseline_and_everything_after(
     config["data"]["training"]["root"] = str(tmp_path / "another-copy")
     assert dry_run_jobs(fashion_run, config) == {
         "train_baseline": 1, "convert": 1, "compress": 1, "compress_torch": 5,
-        "evaluate": 7, "profile": 7, **TABLES,
+        "compile_program": 7, "evaluate": 7, "profile": 7, **TABLES,
     }  # fmt: skip
 
 

@@ -46,11 +46,12 @@ def _records(results: Path) -> Iterator[Path]:
     for folder in RECORD_FOLDERS:
         root = results / folder
         if root.is_dir():
-            # Records only: JSON files outside package folders.
+            # Records only: JSON files outside package folders and the compiled programs
+            # beside them (model.mlpackage.torch/plan.json).
             yield from sorted(
                 p
                 for p in root.rglob("*.json")
-                if not any(x.suffix == ".mlpackage" for x in p.parents)
+                if not any(x.suffix in (".mlpackage", ".torch") for x in p.parents)
             )
 
 

@@ -23,6 +23,7 @@ from .convert import ConversionSettings, convert_model
 from .data import DATA_KINDS, DataSelection
 from .download import download_config_file, download_weights, import_package
 from .evaluate.stage import evaluate_package
+from .executor.runtime import compile_to
 from .fingerprint import CURRENT_RULE, record_provenance
 from .io import copy_atomic, read_json, write_json_atomic
 from .mlpackage.files import verify_package
@@ -254,6 +255,10 @@ def compress_torch_job(smk: Any) -> None:
     )
 
 
+def compile_program_job(smk: Any) -> None:
+    compile_to(_verified_package(smk), Path(smk.output[0]))
+
+
 def evaluate_job(smk: Any) -> None:
     _limit_threads(smk.threads)
     weights = smk.input.get("weights")
@@ -365,6 +370,7 @@ STAGES: dict[str, Callable[[Any], None]] = {
     "check_torch_settings": check_torch_settings_job,
     "compress": compress_job,
     "compress_torch": compress_torch_job,
+    "compile_program": compile_program_job,
     "evaluate": evaluate_job,
     "profile": profile_job,
     "track": track_job,

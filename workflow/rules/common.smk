@@ -142,6 +142,32 @@ def timing_threads(wildcards):
         return CFG.profiling.threads
 
 
+def compiled_program(wildcards):
+    """The package's program compiled for the executor (rule compile_program), beside it."""
+    return f"{variant_package(wildcards)}.torch"
+
+
+def evaluation_program(wildcards):
+    """The compiled program, for evaluators that run it (Core ML itself needs none)."""
+    if CFG.evaluation_runs_program():
+        return {"program": compiled_program(wildcards)}
+    return {}
+
+
+def profile_program(wildcards):
+    if CFG.profiler().runs_program:
+        return {"program": compiled_program(wildcards)}
+    return {}
+
+
+def package_manifest(wildcards):
+    """The manifest beside a converted or compressed package (``where`` is its path)."""
+    folder, _, name = wildcards.where.rpartition("/")
+    if wildcards.where.startswith("converted/"):
+        return f"results/{wildcards.where}.json"
+    return f"results/{folder}/manifest.json"
+
+
 def evaluation_weights(wildcards):
     """The torch checkpoint, for evaluators that read it (published packages have none)."""
     if CFG.evaluation_needs_checkpoint():

@@ -1,6 +1,7 @@
 rule evaluate:
     input:
         unpack(evaluation_weights),
+        unpack(evaluation_program),
         package=variant_package,
         manifest=variant_manifest,
     output:

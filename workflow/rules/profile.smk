@@ -1,5 +1,6 @@
 rule profile:
     input:
+        unpack(profile_program),
         package=variant_package,
         manifest=variant_manifest,
     output:

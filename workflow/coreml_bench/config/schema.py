@@ -76,6 +76,10 @@ class WorkflowConfig(StrictModel):
         """Whether evaluation jobs read the torch checkpoint (the evaluator says so)."""
         return EVALUATORS[evaluation_backend(self)].needs_checkpoint
 
+    def evaluation_runs_program(self) -> bool:
+        """Whether evaluation jobs run the program compiled beside the package."""
+        return EVALUATORS[evaluation_backend(self)].runs_program
+
     def profiler(self) -> Profiler:
         """The profiler entry jobs on this host will use ('auto' resolved)."""
         return PROFILERS[

@@ -104,6 +104,7 @@ EVALUATORS.add(
         "the package's ML program executed op by op with torch (fp16 activations, "
         "decompressed weights, activation quantization)",
         uses_device=True,
+        runs_program=True,
     ),
 )
 EVALUATORS.add(

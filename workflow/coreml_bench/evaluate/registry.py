@@ -21,6 +21,8 @@ class Evaluator:
     predictor. ``needs_checkpoint``: it reads the model's torch checkpoint too (a published
     package has none). ``uses_device``: it runs on ``evaluation.device`` (cpu/cuda).
     ``platforms``: the ``sys.platform`` values it runs on (None: anywhere).
+    ``runs_program``: it runs the package's program with the executor, so the job takes the
+    program compiled beside the package (rule compile_program).
     """
 
     make_predictor: Callable[[Path, ModelSpec, Path | None, str], Predictor]
@@ -28,6 +30,7 @@ class Evaluator:
     platforms: tuple[str, ...] | None = None
     needs_checkpoint: bool = False
     uses_device: bool = False
+    runs_program: bool = False
 
 
 EVALUATORS: Registry[Evaluator] = Registry("evaluation backend")

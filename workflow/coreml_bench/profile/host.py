@@ -56,5 +56,6 @@ PROFILERS.add(
         measure_host,
         "the package's ML program run by the mil-torch executor on this machine",
         far_side=True,
+        runs_program=True,
     ),
 )

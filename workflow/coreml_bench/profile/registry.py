@@ -47,6 +47,7 @@ class Profiler:
     values it runs on (None: anywhere). ``times_this_host``: it times work on the machine the
     job runs on, so the job must have that machine to itself (it claims every core).
     ``far_side``: the ``remote`` backend may run it on the machine it reaches.
+    ``runs_program``: it runs the package's program with the executor (see ``Evaluator``).
     """
 
     measure: Callable[[Path, LatencyRun], dict[str, Any]]
@@ -54,6 +55,7 @@ class Profiler:
     platforms: tuple[str, ...] | None = None
     times_this_host: bool = True
     far_side: bool = False
+    runs_program: bool = False
 
 
 PROFILERS: Registry[Profiler] = Registry("profiling backend")
