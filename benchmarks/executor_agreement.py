@@ -12,8 +12,10 @@ Real images: the 20 ImageNet validation images of the foolbox wheel plus Fashion
 images (Debian's dataset-fashion-mnist) resized to the model's input (grey → 3 channels), so
 the agreement figures rest on a few hundred real photographs and garments rather than noise.
 Weights: EfficientNet-Lite0 real (pip package), every other model seeded random (no
-checkpoints offline). Throughput: images/s at batch 32 of the executor vs the eager torch
-model, same threads. Writes benchmarks/executor_agreement.md.
+checkpoints offline). Throughput: images/s of the compiled executor (``ProgramExecutor``:
+the cached plan as a torch.fx graph) vs the eager fp32 torch model, same threads, at batch 1
+and batch 8, for every package - measured side by side: rounds alternate between the two and
+the median round counts. Writes benchmarks/executor_agreement.md.
 
     .venv/bin/python benchmarks/executor_agreement.py [--images N] [--models a,b]
 """
@@ -63,7 +65,9 @@ VARIANTS = {
     },
     "prune-75": {"algorithm": "prune_magnitude", "target_sparsity": 0.75},
 }  # fmt: skip
-THROUGHPUT_BATCH = 32
+THROUGHPUT_BATCHES = (1, 8)
+AGREEMENT_BATCH = 32
+ROUNDS, ROUND_SECONDS = 5, 0.6
 
 
 def real_images(model: ModelSpec, count: int) -> torch.Tensor:
@@ -108,21 +112,43 @@ def compare(got: torch.Tensor, want: torch.Tensor, task: str) -> dict[str, float
     return figures
 
 
-def batched(function: Any, images: torch.Tensor, batch: int = THROUGHPUT_BATCH) -> torch.Tensor:
+def batched(function: Any, images: torch.Tensor, batch: int = AGREEMENT_BATCH) -> torch.Tensor:
     with torch.no_grad():
         return torch.cat([function(images[i : i + batch]) for i in range(0, len(images), batch)])
 
 
-def images_per_second(function: Any, images: torch.Tensor) -> float:
-    batch = images[:THROUGHPUT_BATCH]
+def side_by_side(
+    executor: Any, torch_model: Any, images: torch.Tensor, batch: int
+) -> tuple[float, float]:
+    """Images/s of both at one batch size: ROUNDS alternating rounds, median of each."""
+    sample = images[:batch]
+    if len(sample) < batch:
+        sample = sample.repeat((batch + len(sample) - 1) // len(sample), 1, 1, 1)[:batch]
+    rates: dict[int, list[float]] = {0: [], 1: []}
     with torch.no_grad():
-        function(batch)  # warm-up
-        t0 = time.perf_counter()
-        runs = 0
-        while runs < 2 or time.perf_counter() - t0 < 3.0:
-            function(batch)
-            runs += 1
-    return runs * len(batch) / (time.perf_counter() - t0)
+        for function in (executor, torch_model):
+            function(sample)  # warm-up
+        for _ in range(ROUNDS):
+            for index, function in enumerate((executor, torch_model)):
+                t0 = time.perf_counter()
+                runs = 0
+                while runs < 1 or time.perf_counter() - t0 < ROUND_SECONDS:
+                    function(sample)
+                    runs += 1
+                rates[index].append(runs * batch / (time.perf_counter() - t0))
+    return tuple(sorted(r)[len(r) // 2] for r in rates.values())  # type: ignore[return-value]
+
+
+def _synchronised(function: Any) -> Any:
+    """On CUDA, time the work, not the kernel launches."""
+
+    def call(batch: torch.Tensor) -> Any:
+        out = function(batch)
+        torch.cuda.synchronize()
+        return out
+
+    call.batch_hazard = getattr(function, "batch_hazard", None)  # type: ignore[attr-defined]
+    return call
 
 
 def reference_model(
@@ -143,7 +169,9 @@ def reference_model(
     return model
 
 
-def measure(architecture: str, count: int, workdir: Path) -> list[dict[str, Any]]:
+def measure(
+    architecture: str, count: int, workdir: Path, device: str = "cpu"
+) -> list[dict[str, Any]]:
     arch = ARCHITECTURES[architecture]
     cfg = ModelConfig.model_validate(
         {"id": "m", "architecture": architecture, "source": {"kind": "random"}}
@@ -162,60 +190,80 @@ def measure(architecture: str, count: int, workdir: Path) -> list[dict[str, Any]
                                  entry.params.model_validate(spec))  # fmt: skip
         packages[name] = workdir / f"{architecture}-{name}.mlpackage"
         compressed.save(str(packages[name]))
+    model.eval().to(device)
+    images = images.to(device)
     for name, package in packages.items():
-        executor = ProgramExecutor(package)
-        row: dict[str, Any] = {"model": arch.display_name, "variant": name, "images": len(images)}
+        t0 = time.perf_counter()
+        ProgramExecutor(package)  # compiles the plan into the cache beside the package
+        compile_s = time.perf_counter() - t0
+        t0 = time.perf_counter()
+        executor = ProgramExecutor(package, device)  # as evaluation jobs do: the cached plan
+        if device != "cpu":
+            executor = _synchronised(executor)
+        row: dict[str, Any] = {
+            "model": arch.display_name,
+            "variant": name,
+            "images": len(images),
+            "compile_s": compile_s,
+            "load_s": time.perf_counter() - t0,
+            "batch_hazard": executor.batch_hazard or "",
+        }
+        # Speed against the eager fp32 model of the architecture (dense weights either way).
+        timed_model = _synchronised(model) if device != "cpu" else model
+        for batch in THROUGHPUT_BATCHES:
+            row[f"ips_{batch}"] = side_by_side(executor, timed_model, images, batch)
         if name == "fp16":
             reference = model
             row["reference"] = "torch model (fp32)"
         else:
             try:
-                reference = load_package_weights(
-                    copy.deepcopy(model), package, cfg.input_size
-                ).eval()
+                reference = (
+                    load_package_weights(copy.deepcopy(model).cpu(), package, cfg.input_size)
+                    .eval()
+                    .to(device)
+                )
                 row["reference"] = "torch graph + package weights"
             except Exception as error:  # the mapping cannot mirror this graph: say so
                 row.update(reference=f"none: {type(error).__name__}: {str(error)[:80]}")
                 rows.append(row)
                 continue
-        row.update(compare(batched(executor, images), batched(reference, images), arch.task))
-        if name == "fp16":
-            row["executor_ips"] = images_per_second(executor, images)
-            row["torch_ips"] = images_per_second(reference, images)
-            row["batch_hazard"] = executor.batch_hazard or ""
+        got, want = batched(executor, images).cpu(), batched(reference, images).cpu()
+        row.update(compare(got, want, arch.task))
         rows.append(row)
         logging.info("%s", row)
     return rows
 
 
-def markdown(rows: list[dict[str, Any]], seconds: float, threads: int) -> str:
+def _speed(row: dict[str, Any], batch: int) -> str:
+    ours, theirs = row[f"ips_{batch}"]
+    return f"{ours:.1f} | {theirs:.1f} | {100 * ours / theirs:.0f} %"
+
+
+def markdown(rows: list[dict[str, Any]], seconds: float, threads: int, device: str) -> str:
     lines = [
         "# mil-torch executor: agreement with torch, and throughput",
         "",
         f"Measured by `benchmarks/executor_agreement.py` on {time.strftime('%Y-%m-%d')} "
-        f"({seconds:.0f} s, torch threads = {threads}, CPU). Agreement = same top-1 class "
-        "(classifiers) or same strongest heatmap cell (CenterNet) as the reference; max |Δ| "
-        "relative to the reference's largest output. Throughput: images/s at batch "
-        f"{THROUGHPUT_BATCH}, fp16 package vs eager fp32 torch.",
+        f"({seconds:.0f} s, torch threads = {threads}, {_where(device)}). Agreement = same top-1 "
+        "class (classifiers) or same strongest heatmap cell (CenterNet) as the reference; max "
+        "|Δ| relative to the reference's largest output. Throughput: images/s of the compiled "
+        "executor (cached plan → torch.fx graph, fp16 activations) vs the eager fp32 torch "
+        "model, side by side (alternating rounds, median), at batch 1 and batch 8.",
         "",
         "| model | variant | reference | images | agreement | disagreements (near-ties) "
-        "| max \\|Δ\\| / scale | executor img/s | torch img/s | executor / torch |",
-        "| --- | --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: |",
+        "| max \\|Δ\\| / scale | b1 executor img/s | b1 torch img/s | b1 executor / torch "
+        "| b8 executor img/s | b8 torch img/s | b8 executor / torch |",
+        "| --- | --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |",
     ]
     for r in rows:
+        speed = f"{_speed(r, 1)} | {_speed(r, 8)}"
+        if r["batch_hazard"]:
+            speed += " (b8 one sample at a time)"
         if "agreement_pct" not in r:
             lines.append(f"| {r['model']} | {r['variant']} | {r['reference']} | {r['images']} "
-                         "| — | — | — | | | |")  # fmt: skip
+                         f"| — | — | — | {speed} |")  # fmt: skip
             continue
         relative = r["max_abs_diff"] / r["output_scale"] if r["output_scale"] else 0.0
-        speed = ""
-        if "executor_ips" in r:
-            ratio = r["executor_ips"] / r["torch_ips"]
-            speed = f"{r['executor_ips']:.1f} | {r['torch_ips']:.1f} | {100 * ratio:.0f} %"
-            if r["batch_hazard"]:
-                speed += " (per sample)"
-        else:
-            speed = " | | "
         lines.append(
             f"| {r['model']} | {r['variant']} | {r['reference']} | {r['images']} "
             f"| {r['agreement_pct']:.1f} % | {r.get('disagreements', '—')} "
@@ -224,15 +272,54 @@ def markdown(rows: list[dict[str, Any]], seconds: float, threads: int) -> str:
     agreed = [r for r in rows if "agreement_pct" in r]
     total = sum(r["images"] for r in agreed)
     same = sum(r["images"] * r["agreement_pct"] / 100 for r in agreed)
-    lines += ["", f"Over all compared rows: {same:.0f} of {total} images agree "
-              f"({100 * same / total:.2f} %).", ""]  # fmt: skip
+    ratios = [r[f"ips_{b}"][0] / r[f"ips_{b}"][1] for r in rows for b in THROUGHPUT_BATCHES]
+    below = [
+        f"{r['model']} {r['variant']} b{b}"
+        for r in rows
+        for b in THROUGHPUT_BATCHES
+        if r[f"ips_{b}"][0] < r[f"ips_{b}"][1]
+    ]
+    compile_s = [r["compile_s"] for r in rows]
+    load_s = [r["load_s"] for r in rows]
+    lines += [
+        "",
+        f"Over all compared rows: {same:.0f} of {total} images agree ({100 * same / total:.2f} %).",
+        "",
+        f"Throughput, executor / eager torch over {len(ratios)} measurements: min "
+        f"{100 * min(ratios):.0f} %, median {100 * sorted(ratios)[len(ratios) // 2]:.0f} %; "
+        f"below 100 %: {', '.join(below) if below else 'none'}.",
+        "",
+        f"Compile (coremltools, once per package): {min(compile_s):.1f}-{max(compile_s):.1f} s; "
+        f"loading the cached plan: {1000 * min(load_s):.0f}-{1000 * max(load_s):.0f} ms.",
+        "",
+    ]
     return "\n".join(lines)
+
+
+def _where(device: str) -> str:
+    if device.startswith("cuda"):
+        return f"GPU: {torch.cuda.get_device_name()}"
+    return f"CPU: {_cpu()}"
+
+
+def _cpu() -> str:
+    import platform
+
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or "unknown"
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--images", type=int, default=200)
     parser.add_argument("--models", default=",".join(ARCHITECTURES.names()))
+    parser.add_argument("--device", default="cpu", help="cpu or cuda (both sides run there)")
+    parser.add_argument("--out", default=str(OUT))
     args = parser.parse_args()
     logging.basicConfig(level=logging.INFO, format="%(message)s")
     torch.set_num_threads(2)
@@ -240,8 +327,8 @@ def main() -> None:
     rows: list[dict[str, Any]] = []
     with tempfile.TemporaryDirectory() as tmp:
         for architecture in args.models.split(","):
-            rows += measure(architecture, args.images, Path(tmp))
-    write_keeping_notes(OUT, markdown(rows, time.perf_counter() - t0, 2))
+            rows += measure(architecture, args.images, Path(tmp), args.device)
+    write_keeping_notes(Path(args.out), markdown(rows, time.perf_counter() - t0, 2, args.device))
 
 
 if __name__ == "__main__":
