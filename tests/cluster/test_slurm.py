@@ -27,7 +27,9 @@ CONFIG = {
     "experiments": [e for e in SMALL_CONFIG["experiments"] if e["id"] != "kmeans"],
 }
 # Jobs of these rules go through sbatch; the others run in the snakemake process.
-COMPUTE_RULES = {"download_weights", "convert", "compress", "evaluate", "profile"}
+COMPUTE_RULES = {
+    "download_weights", "convert", "compress", "compile_program", "evaluate", "profile"
+}  # fmt: skip
 LOCAL_RULES = {"track", "aggregate", "publish_tables", "reference_report", "all"}
 PROFILES = ["workflow/profiles/slurm", "workflow/profiles/slurm-local"]
 

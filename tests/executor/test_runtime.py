@@ -205,7 +205,10 @@ def test_export_to_torch_export_and_onnx_computes_what_the_executor_computes(
     x = torch.rand(1, 1, 28, 28)
     expected = ProgramExecutor(package)(x)
     exported = torch.export.load(str(tmp_path / "m.pt2")).module()
-    assert torch.equal(exported(x)[0], expected)
+    # The exported graph has portable convs (no prepacked oneDNN weights): the same maths,
+    # another float32 summation order - at most one fp16 step of the output's scale apart.
+    scale = float(expected.abs().max())
+    assert float((exported(x)[0] - expected).abs().max()) <= 2.0**-10 * scale
     session = onnxruntime.InferenceSession(str(tmp_path / "m.onnx"))
     (onnx_out,) = session.run(None, {"image": x.numpy()})
     np.testing.assert_allclose(onnx_out, expected.numpy(), atol=2e-3 * float(expected.abs().max()))
