@@ -17,10 +17,12 @@ from typing import Any
 from .aggregate.stage import aggregate
 from .aggregate.tables import TableRow
 from .compress import ALGORITHMS
+from .compress.mixed_precision import MixedPrecision, select_mixed_precision
 from .compress.stage import compress_package
 from .compress.torch_stage import compress_with_torch, torch_job_fingerprint
 from .convert import ConversionSettings, convert_model
 from .data import DATA_KINDS, DataSelection
+from .data.transforms import Preprocessing
 from .download import download_config_file, download_weights, import_package
 from .evaluate.stage import evaluate_package
 from .executor.runtime import compile_to
@@ -31,6 +33,10 @@ from .models import ModelSpec
 from .profile.settings import ProfilingSettings
 from .profile.stage import profile_package
 from .registry import load_plugins
+from .sensitivity.calibration import CalibrationData, calibration_batches
+from .sensitivity.measure import layer_sensitivity, reference_outputs
+from .sensitivity.report import sensitivity_tables
+from .sensitivity.settings import CalibrationSettings
 from .tracking.settings import TrackingSettings
 from .tracking.study import VariantFiles, track_study
 from .train.baseline import train_baseline
@@ -110,6 +116,29 @@ def _compression(smk: Any) -> Any:
     if smk.input.get("config_yaml"):
         params = params.with_config_file(Path(smk.input.config_yaml))
     return params
+
+
+def _calibration(data: dict[str, Any]) -> tuple[DataSelection, CalibrationSettings]:
+    """The calibration split's data set and views, from ``calibration_params`` JSON."""
+    selection = DataSelection(
+        source=_data_source(data["evaluation"]), batch_size=data["batch_size"], limit=data["limit"]
+    )
+    return selection, CalibrationSettings.model_validate(data["calibration"])
+
+
+def _compress_inputs(smk: Any) -> dict[str, Any]:
+    """What the algorithm reads beyond the package, as its ``apply`` keywords."""
+    inputs: dict[str, Any] = {}
+    if smk.input.get("selection"):
+        inputs["selection"] = Path(smk.input.selection)
+    if smk.params.calibration is not None:
+        data, settings = _calibration(smk.params.calibration)
+        preprocessing = Preprocessing.model_validate(smk.params.calibration["preprocessing"])
+        inputs["calibration"] = CalibrationData(
+            package=Path(smk.input.package),
+            batches=calibration_batches(data, preprocessing, settings),
+        )
+    return inputs
 
 
 def _conversion(smk: Any) -> Any:
@@ -222,6 +251,7 @@ def compress_job(smk: Any) -> None:
         package=Path(smk.output.package),
         manifest=Path(smk.output.manifest),
         context=_context(smk),
+        inputs=_compress_inputs(smk),
     )
 
 
@@ -287,6 +317,66 @@ def profile_job(smk: Any) -> None:
     )
 
 
+def sensitivity_reference_job(smk: Any) -> None:
+    _limit_threads(smk.threads)
+    data, settings = _calibration(smk.params.data)
+    reference_outputs(
+        package=_verified_package(smk),
+        data=data,
+        preprocessing=_model(smk).preprocessing,
+        settings=settings,
+        output=Path(smk.output.outputs),
+        record=Path(smk.output.record),
+        context=_context(smk),
+    )
+
+
+def sensitivity_job(smk: Any) -> None:
+    _limit_threads(smk.threads)
+    data, settings = _calibration(smk.params.data)
+    fp16 = Path(smk.input.fp16_package)
+    verify_package(fp16, Path(smk.input.fp16_manifest))
+    layer_sensitivity(
+        fp16_package=fp16,
+        package=_verified_package(smk),
+        reference=Path(smk.input.reference),
+        data=data,
+        preprocessing=_model(smk).preprocessing,
+        settings=settings,
+        setting=smk.params.setting,
+        output=Path(smk.output[0]),
+        context={"model": smk.wildcards.model, "experiment": smk.wildcards.experiment},
+    )
+
+
+def sensitivity_tables_job(smk: Any) -> None:
+    sensitivity_tables(
+        records=[Path(p) for p in smk.input.records],
+        table_csv=Path(smk.output.csv),
+        table_md=Path(smk.output.markdown),
+        plots=[Path(p) for p in smk.output.plots],
+    )
+
+
+def search_mixed_precision_job(smk: Any) -> None:
+    params = MixedPrecision.model_validate(smk.params.compression)
+    records = dict(zip(params.candidates, (read_json(p) for p in smk.input.records), strict=True))
+    candidates = {
+        name: ALGORITHMS[value["algorithm"]].params.model_validate(value)
+        for name, value in smk.params.candidates.items()
+    }
+    size_of = smk.input.get("size_of")
+    select_mixed_precision(
+        params=params,
+        records=records,
+        candidates=candidates,
+        size_of_bytes=read_json(size_of)["package_bytes"] if size_of else None,
+        selection=Path(smk.output.selection),
+        output=Path(smk.output.record),
+        context={"model": smk.wildcards.model, "experiment": smk.wildcards.experiment},
+    )
+
+
 def track_job(smk: Any) -> None:
     """The study's MLflow mirror, from the records of every variant (one local job)."""
     variants = [
@@ -304,15 +394,20 @@ def track_job(smk: Any) -> None:
         for v in smk.params.variants
     ]
     gate = smk.input.get("gate_csv")
+    sensitivity = smk.input.get("sensitivity_csv")
     track_study(
         variants=variants,
         tracking=TrackingSettings.model_validate(smk.params.tracking),
         study=smk.params.study,
         summary_csv=Path(smk.input.summary_csv),
-        summary_files=[Path(smk.input.summary_md), Path(smk.input.plot)],
+        summary_files=[Path(smk.input.summary_md), Path(smk.input.plot), Path(smk.input.frontier)],
         gate_csv=Path(gate) if gate else None,
         gate_files=[Path(smk.input.gate_md)] if gate else [],
         output=Path(smk.output[0]),
+        sensitivity_csv=Path(sensitivity) if sensitivity else None,
+        sensitivity_files=[Path(p) for p in smk.input.get("sensitivity_files", [])],
+        searches=[Path(p) for p in smk.input.get("searches", [])],
+        search_files=[Path(p) for p in smk.input.get("selections", [])],
     )
 
 
@@ -325,6 +420,7 @@ def aggregate_job(smk: Any) -> None:
         table_csv=Path(smk.output.csv),
         table_md=Path(smk.output.markdown),
         plot=Path(smk.output.plot),
+        frontier=Path(smk.output.frontier),
     )
 
 
@@ -356,7 +452,7 @@ def check_job(smk: Any) -> None:
 
 def publish_tables_job(smk: Any) -> None:
     """Copy the finished tables and plot into place, each atomically."""
-    for name in ("csv", "markdown", "plot"):
+    for name in ("csv", "markdown", "plot", "frontier"):
         copy_atomic(Path(smk.input[name]), Path(smk.output[name]))
 
 
@@ -371,6 +467,10 @@ STAGES: dict[str, Callable[[Any], None]] = {
     "compress": compress_job,
     "compress_torch": compress_torch_job,
     "compile_program": compile_program_job,
+    "sensitivity_reference": sensitivity_reference_job,
+    "sensitivity": sensitivity_job,
+    "sensitivity_tables": sensitivity_tables_job,
+    "search_mixed_precision": search_mixed_precision_job,
     "evaluate": evaluate_job,
     "profile": profile_job,
     "track": track_job,

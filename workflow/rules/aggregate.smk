@@ -10,6 +10,7 @@ rule aggregate:
         csv="results/aggregate/summary.csv",
         markdown="results/aggregate/summary.md",
         plot="results/aggregate/pareto.png",
+        frontier="results/aggregate/frontier.png",
     log:
         "results/logs/aggregate/aggregate.log",
     benchmark:
@@ -29,6 +30,7 @@ rule publish_tables:
         csv="results/aggregate/summary.csv",
         markdown="results/aggregate/summary.md",
         plot="results/aggregate/pareto.png",
+        frontier="results/aggregate/frontier.png",
     output:
         csv=report(
             "results/tables/summary.csv",
@@ -39,6 +41,11 @@ rule publish_tables:
         plot=report(
             "results/plots/pareto.png",
             caption="../report/pareto.rst",
+            category="Plots",
+        ),
+        frontier=report(
+            "results/plots/frontier.png",
+            caption="../report/frontier.rst",
             category="Plots",
         ),
     log:

@@ -45,6 +45,12 @@ TORCH_EXPERIMENTS = [e.id for e in CFG.experiments if e.algorithm().kind == "tor
 # Torch-side experiments whose coremltools config is a published file (by URL).
 PUBLISHED_CONFIG_EXPERIMENTS = [e.id for e in CFG.experiments if e.published_config()]
 VARIANT = "{model}/{experiment}/trial{trial}"
+# (model, experiment) pairs measured one tensor at a time, and the searches drawing on them.
+SENSITIVITY_PAIRS = CFG.sensitivity_pairs()
+SENSITIVITY_EXPERIMENTS = sorted({e for _, e in SENSITIVITY_PAIRS})
+MIXED_EXPERIMENTS = [
+    e.id for e in CFG.experiments if e.compression.algorithm == "mixed_precision"
+]
 # What the reference gate reads; None where no model has published rows (no gate rules).
 REFERENCE = CFG.reference_params()
 # Whether profile jobs time work on the machine they run on (then they claim every core).
@@ -58,9 +64,13 @@ def final_outputs():
         "results/tables/summary.csv",
         "results/tables/summary.md",
         "results/plots/pareto.png",
+        "results/plots/frontier.png",
     ]
     if REFERENCE is not None:
         outputs += ["results/reference/gate.md", "results/reference/gate.csv"]
+    if SENSITIVITY_PAIRS:
+        outputs += ["results/tables/sensitivity.csv", "results/tables/sensitivity.md"]
+        outputs += sensitivity_plots()
     if CFG.tracking.enabled:
         outputs.append("results/tracking/study.json")
     return outputs
@@ -113,6 +123,26 @@ def tracked_variants():
             }
         )
     return variants
+
+
+def tracking_sensitivity(wildcards):
+    """The per-layer table and charts, and the searches' records, where the config has them."""
+    inputs = {}
+    if SENSITIVITY_PAIRS:
+        inputs["sensitivity_csv"] = "results/tables/sensitivity.csv"
+        inputs["sensitivity_files"] = [
+            "results/tables/sensitivity.md",
+            *sensitivity_plots(),
+        ]
+    searches = [
+        f"results/mixed_precision/{m}/{e}"
+        for m, e, t in CFG.variants()
+        if e in MIXED_EXPERIMENTS and t == 1
+    ]
+    if searches:
+        inputs["searches"] = [f"{s}/search.json" for s in searches]
+        inputs["selections"] = [f"{s}/selection.yaml" for s in searches]
+    return inputs
 
 
 def tracking_gate(wildcards):
@@ -273,3 +303,97 @@ def all_variant_packages():
         variant_package(Ids(model=m, experiment=e, trial=str(t)))
         for m, e, t in CFG.variants()
     ]
+
+
+# ------------------------------------------------------- sensitivity and mixed precision
+
+
+def calibration_data(wildcards):
+    """The calibration split of one model's jobs (sensitivity.calibration views)."""
+    return CFG.calibration_params(wildcards.model)
+
+
+def _first_trial(model, experiment):
+    return f"results/compressed/{model}/{experiment}/trial1"
+
+
+def sensitivity_inputs(wildcards):
+    """fp16 and the setting's compressed package (trial 1), each with its compiled plan."""
+    fp16 = f"results/converted/{wildcards.model}/fp16"
+    compressed = _first_trial(wildcards.model, wildcards.experiment)
+    return {
+        "fp16_package": f"{fp16}.mlpackage",
+        "fp16_manifest": f"{fp16}.json",
+        "fp16_program": f"{fp16}.mlpackage.torch",
+        "package": f"{compressed}/model.mlpackage",
+        "manifest": f"{compressed}/manifest.json",
+        "program": f"{compressed}/model.mlpackage.torch",
+    }
+
+
+def sensitivity_setting(wildcards):
+    experiment = CFG.experiment(wildcards.experiment)
+    return {
+        "experiment": experiment.id,
+        "label": experiment.effective_label(),
+        "compression": experiment.compression.model_dump(mode="json"),
+    }
+
+
+def sensitivity_records():
+    return [f"results/sensitivity/{m}/{e}.json" for m, e in SENSITIVITY_PAIRS]
+
+
+def sensitivity_plots():
+    return [f"results/plots/sensitivity/{m}/{e}.png" for m, e in SENSITIVITY_PAIRS]
+
+
+def search_inputs(wildcards):
+    """The sensitivity records of the search's candidates (in their order), and the
+    manifest of the experiment whose package size is the budget, where it names one."""
+    compression = CFG.experiment(wildcards.experiment).compression
+    inputs = {
+        "records": [
+            f"results/sensitivity/{wildcards.model}/{e}.json"
+            for e in compression.candidates
+        ]
+    }
+    if compression.size_of is not None:
+        inputs["size_of"] = (
+            f"{_first_trial(wildcards.model, compression.size_of)}/manifest.json"
+        )
+    return inputs
+
+
+def candidate_params(wildcards):
+    compression = CFG.experiment(wildcards.experiment).compression
+    return {
+        e: CFG.experiment(e).compression.model_dump(mode="json")
+        for e in compression.candidates
+    }
+
+
+def compress_inputs(wildcards):
+    """What an algorithm reads beyond the fp16 package (``Algorithm.inputs``)."""
+    inputs = {}
+    needs = CFG.experiment(wildcards.experiment).algorithm().inputs
+    if "selection" in needs:
+        inputs["selection"] = (
+            f"results/mixed_precision/{wildcards.model}/{wildcards.experiment}/selection.yaml"
+        )
+    if "calibration" in needs:
+        inputs["calibration_program"] = (
+            f"results/converted/{wildcards.model}/fp16.mlpackage.torch"
+        )
+    return inputs
+
+
+def compress_calibration(wildcards):
+    """The calibration split, for algorithms that calibrate on it; None for the others."""
+    if "calibration" in CFG.experiment(wildcards.experiment).algorithm().inputs:
+        preprocessing = CFG.model_params(wildcards.model)["preprocessing"]
+        return {
+            **CFG.calibration_params(wildcards.model),
+            "preprocessing": preprocessing,
+        }
+    return None

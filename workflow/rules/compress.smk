@@ -1,5 +1,6 @@
 rule compress:
     input:
+        unpack(compress_inputs),
         package="results/converted/{model}/fp16.mlpackage",
         manifest="results/converted/{model}/fp16.json",
     output:
@@ -18,5 +19,6 @@ rule compress:
     params:
         code=code_fingerprint("compress"),
         compression=compression_params,
+        calibration=compress_calibration,
     script:
         STAGE_SCRIPT

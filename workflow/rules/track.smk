@@ -3,6 +3,7 @@
 rule track:
     input:
         unpack(tracking_gate),
+        unpack(tracking_sensitivity),
         packages=all_variant_packages(),
         manifests=all_variant_manifests(),
         evaluations=variant_files(f"results/evaluation/{VARIANT}.json"),
@@ -10,6 +11,7 @@ rule track:
         summary_csv="results/tables/summary.csv",
         summary_md="results/tables/summary.md",
         plot="results/plots/pareto.png",
+        frontier="results/plots/frontier.png",
     output:
         "results/tracking/study.json",
     log:

@@ -80,3 +80,60 @@ def pareto_plot(records: list[dict[str, Any]], path: Path) -> None:
     fig.tight_layout()
     save_with(lambda tmp: fig.savefig(tmp, dpi=120, format="png"), path, suffix=".png")
     plt.close(fig)
+
+
+def frontier_plot(records: list[dict[str, Any]], path: Path) -> None:
+    """Accuracy vs package size (MB, log): every row, one panel per model; the searched
+    mixed-precision rows drawn large, beside the uniform rows of the same sizes."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    import pandas as pd
+
+    frame = pd.DataFrame(records)
+    grouped = (
+        frame.groupby(["model", "experiment"], sort=False)
+        .agg(
+            model_name=("model_name", "first"),
+            label=("config_label", "first"),
+            algorithm=("algorithm", "first"),
+            size=("package_mb", "mean"),
+            accuracy=("accuracy", "mean"),
+            backend=("accuracy_backend", "first"),
+        )
+        .reset_index()
+    )
+    models = list(dict.fromkeys(grouped["model"]))
+    fig, axes = plt.subplots(1, len(models), figsize=(7 * len(models), 5), squeeze=False)
+    for ax, model in zip(axes[0], models, strict=True):
+        group = grouped[grouped["model"] == model]
+        for _, point in group.iterrows():
+            searched = point["algorithm"] == "mixed_precision"
+            ax.plot(
+                point["size"],
+                point["accuracy"],
+                marker=ALGORITHMS[point["algorithm"]].marker,
+                color="tab:red" if searched else "tab:blue",
+                ms=12 if searched else 7,
+                ls="none",
+            )
+            ax.annotate(
+                point["label"],
+                (point["size"], point["accuracy"]),
+                fontsize=7,
+                xytext=(4, 4),
+                textcoords="offset points",
+            )
+        ax.set_xscale("log")
+        ax.set_xlabel("package size (MB, log)")
+        ax.set_ylabel(" / ".join(frame["metric"].unique()))
+        ax.set_title(
+            f"{group['model_name'].iloc[0]}: searched (red) vs uniform (blue) "
+            f"[{', '.join(sorted(group['backend'].unique()))}]",
+            fontsize=9,
+        )
+        ax.grid(alpha=0.3)
+    fig.tight_layout()
+    save_with(lambda tmp: fig.savefig(tmp, dpi=120, format="png"), path, suffix=".png")
+    plt.close(fig)

@@ -9,7 +9,7 @@ from pathlib import Path
 from typing import Any
 
 from ..io import write_text_atomic
-from .plot import pareto_plot
+from .plot import frontier_plot, pareto_plot
 from .tables import TableRow, collect, summary_table
 
 log = logging.getLogger(__name__)
@@ -24,6 +24,7 @@ def aggregate(
     table_csv: Path,
     table_md: Path,
     plot: Path,
+    frontier: Path | None = None,
 ) -> Any:
     records = collect(rows, manifests, evaluations, profiles)
     table = summary_table(records)
@@ -43,5 +44,7 @@ def aggregate(
     write_text_atomic(table_csv, table.to_csv(index=False))
     write_text_atomic(table_md, table.to_markdown(index=False) + note)
     pareto_plot(records, plot)
+    if frontier is not None:
+        frontier_plot(records, frontier)
     log.info("wrote %s, %s and %s (%d rows)", table_csv, table_md, plot, len(table))
     return table

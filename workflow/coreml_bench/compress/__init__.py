@@ -2,6 +2,7 @@
 (``coreml_side``) and torch-side entries (``torch_side``); the stage functions (``stage``)."""
 
 from . import coreml_side as _coreml_side  # noqa: F401 - registers the Core ML-side algorithms
+from . import mixed_precision as _mixed_precision  # noqa: F401 - the searched per-op settings
 from . import torch_side as _torch_side  # noqa: F401 - registers the torch-side algorithms
 from .registry import ALGORITHMS, Algorithm
 

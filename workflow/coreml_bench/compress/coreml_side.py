@@ -7,6 +7,7 @@ imports this module.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Any, Literal
 
 from pydantic import Field, model_validator
@@ -127,42 +128,65 @@ class PruneMagnitude(StrictModel):
         return None
 
 
-def _apply_palettize_kmeans(mlmodel: Any, p: PalettizeKmeans) -> Any:
-    import coremltools.optimize.coreml as cto
+@dataclass(frozen=True)
+class PassConfig:
+    """A setting as coremltools takes it: the ``coremltools.optimize.coreml`` function, its
+    op config class and that class's options (the dict ``OptimizationConfig.from_dict``
+    reads). Every setting here compresses each tensor on its own."""
 
-    op_config = cto.OpPalettizerConfig(
-        mode="kmeans",
-        nbits=p.n_bits,
-        granularity=p.granularity,
-        group_size=p.group_size or 32,
-        weight_threshold=p.weight_threshold,
-        num_kmeans_workers=p.num_kmeans_workers,
-    )
-    return cto.palettize_weights(mlmodel, cto.OptimizationConfig(global_config=op_config))
+    function: str
+    config_type: str
+    options: dict[str, Any]
 
+    def optimization_config(self, op_names: list[str] | None = None) -> Any:
+        """The setting for every tensor (``global_config``), or only for ``op_names``."""
+        import coremltools.optimize.coreml as cto
 
-def _apply_quantize_linear(mlmodel: Any, p: QuantizeLinear) -> Any:
-    import coremltools.optimize.coreml as cto
+        op_config = getattr(cto, self.config_type)(**self.options)
+        if op_names is None:
+            return cto.OptimizationConfig(global_config=op_config)
+        return cto.OptimizationConfig(op_name_configs=dict.fromkeys(op_names, op_config))
 
-    op_config = cto.OpLinearQuantizerConfig(
-        mode=p.mode,
-        dtype=p.dtype,
-        granularity=p.granularity,
-        block_size=p.block_size or 32,
-        weight_threshold=p.weight_threshold,
-    )
-    return cto.linear_quantize_weights(mlmodel, cto.OptimizationConfig(global_config=op_config))
+    def run(self, mlmodel: Any, op_names: list[str] | None = None) -> Any:
+        import coremltools.optimize.coreml as cto
+
+        return getattr(cto, self.function)(mlmodel, self.optimization_config(op_names))
 
 
-def _apply_prune_magnitude(mlmodel: Any, p: PruneMagnitude) -> Any:
-    import coremltools.optimize.coreml as cto
+def pass_config(p: PalettizeKmeans | QuantizeLinear | PruneMagnitude) -> PassConfig:
+    """The coremltools call a per-tensor setting stands for."""
+    if isinstance(p, PalettizeKmeans):
+        options = {
+            "mode": "kmeans",
+            "nbits": p.n_bits,
+            "granularity": p.granularity,
+            "group_size": p.group_size or 32,
+            "weight_threshold": p.weight_threshold,
+            "num_kmeans_workers": p.num_kmeans_workers,
+        }
+        return PassConfig("palettize_weights", "OpPalettizerConfig", options)
+    if isinstance(p, QuantizeLinear):
+        options = {
+            "mode": p.mode,
+            "dtype": p.dtype,
+            "granularity": p.granularity,
+            "block_size": p.block_size or 32,
+            "weight_threshold": p.weight_threshold,
+        }
+        return PassConfig("linear_quantize_weights", "OpLinearQuantizerConfig", options)
+    options = {
+        "target_sparsity": p.target_sparsity,
+        "n_m_ratio": list(p.n_m) if p.n_m is not None else None,
+        "weight_threshold": p.weight_threshold,
+    }
+    return PassConfig("prune_weights", "OpMagnitudePrunerConfig", options)
 
-    op_config = cto.OpMagnitudePrunerConfig(
-        target_sparsity=p.target_sparsity,
-        n_m_ratio=tuple(p.n_m) if p.n_m is not None else None,
-        weight_threshold=p.weight_threshold,
-    )
-    return cto.prune_weights(mlmodel, cto.OptimizationConfig(global_config=op_config))
+
+PER_TENSOR_ALGORITHMS = ("palettize_kmeans", "quantize_linear", "prune_magnitude")
+
+
+def _apply_per_tensor(mlmodel: Any, p: PalettizeKmeans | QuantizeLinear | PruneMagnitude) -> Any:
+    return pass_config(p).run(mlmodel)
 
 
 ALGORITHMS.add("none", Algorithm(NoCompression, "n/a", "n/a", kind="none", marker="*"))
@@ -174,7 +198,7 @@ ALGORITHMS.add(
         "Post Training",
         kind="coreml",
         marker="o",
-        apply=_apply_palettize_kmeans,
+        apply=_apply_per_tensor,
     ),
 )
 ALGORITHMS.add(
@@ -185,7 +209,7 @@ ALGORITHMS.add(
         "Post Training",
         kind="coreml",
         marker="s",
-        apply=_apply_quantize_linear,
+        apply=_apply_per_tensor,
     ),
 )
 ALGORITHMS.add(
@@ -196,6 +220,6 @@ ALGORITHMS.add(
         "Post Training",
         kind="coreml",
         marker="^",
-        apply=_apply_prune_magnitude,
+        apply=_apply_per_tensor,
     ),
 )

@@ -16,6 +16,7 @@ from ..schema_base import StrictModel
 
 Workflow = Literal["n/a", "Post Training", "Calibration", "Training Time"]
 AlgorithmKind = Literal["coreml", "torch", "none"]
+CompressInput = Literal["selection", "calibration"]
 
 
 @dataclass(frozen=True)
@@ -27,7 +28,8 @@ class Algorithm:
     (rule compress_torch, ``compress.torch_side.TorchCompressionJob``); "none" is the fp16
     baseline itself (no job). ``conversion_method`` forces a torch → Core ML conversion
     method for its output (e.g. trace for activation-quantized models). ``marker`` is the
-    algorithm's matplotlib marker in the Pareto plot.
+    algorithm's matplotlib marker in the Pareto plot. ``inputs`` (Core ML-side only): what
+    else ``apply(mlmodel, params, **inputs)`` reads.
     """
 
     params: type[StrictModel]
@@ -38,6 +40,10 @@ class Algorithm:
     apply: Callable[[Any, Any], Any] | None = None
     compress_torch: Callable[[Any], Any] | None = None
     conversion_method: Literal["export", "trace"] | None = None
+    # Named inputs the compress job gives ``apply`` as keywords, beyond the fp16 package:
+    # "selection" (the searched per-op config file), "calibration" (the calibration batches
+    # of the sensitivity split, run through the executor).
+    inputs: tuple[CompressInput, ...] = ()
 
     def __post_init__(self) -> None:
         needed = {"coreml": "apply", "torch": "compress_torch"}
@@ -46,6 +52,8 @@ class Algorithm:
             if given != (self.kind == kind):
                 state = "needs" if self.kind == kind else "must not have"
                 raise ValueError(f"{self.kind!r} algorithm {self.params.__name__} {state} {name}")
+        if self.inputs and self.kind != "coreml":
+            raise ValueError(f"only Core ML-side algorithms take inputs: {self.params.__name__}")
 
     @property
     def fine_tunes(self) -> bool:

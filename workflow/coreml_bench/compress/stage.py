@@ -27,8 +27,12 @@ def compress_package(
     package: Path,
     manifest: Path,
     context: dict[str, Any],
+    inputs: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
-    """Apply one Core ML-side algorithm to the fp16 package; record ratios and op counts."""
+    """Apply one Core ML-side algorithm to the fp16 package; record ratios and op counts.
+
+    ``inputs``: what the entry declares it reads beyond the package (``Algorithm.inputs``).
+    """
     entry = ALGORITHMS[params.algorithm]  # type: ignore[attr-defined]
     if entry.apply is None:
         raise ValueError(f"algorithm {params.algorithm!r} is not a Core ML-side algorithm")  # type: ignore[attr-defined]
@@ -37,7 +41,13 @@ def compress_package(
         mlmodel = open_package(baseline_package, skip_model_load=True)
     log.info("applying %s %s", params.algorithm, params.label())  # type: ignore[attr-defined]
     with timer.section("compress"):
-        compressed = entry.apply(mlmodel, params)
+        given = dict(inputs or {})
+        if set(given) != set(entry.inputs):
+            raise ValueError(
+                f"algorithm {params.algorithm!r} reads {sorted(entry.inputs)}, "  # type: ignore[attr-defined]
+                f"the job gave {sorted(given)}"
+            )
+        compressed = entry.apply(mlmodel, params, **given)
     record = save_and_record(compressed, entry, params, package, baseline_manifest, context, timer)
     write_json_atomic(manifest, record)
     return record

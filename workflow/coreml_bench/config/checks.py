@@ -66,7 +66,70 @@ def cross_checks(cfg: WorkflowConfig) -> list[str]:
                 f"minimum_deployment_target >= {needed}, but "
                 f"conversion.minimum_deployment_target is {target!r}"
             )
+    problems += sensitivity_checks(cfg)
     return problems
+
+
+def _per_tensor_setting(field: str, ref: str, cfg: WorkflowConfig) -> list[str]:
+    """A per-layer measurement needs a Core ML-side setting that compresses each tensor on
+    its own (then one compressed package holds every tensor as compressing it alone would)."""
+    from ..compress.coreml_side import PER_TENSOR_ALGORITHMS
+
+    known = {e.id: e for e in cfg.experiments}
+    if ref not in known:
+        return [f"{field}: unknown experiment id {ref!r} (known: {', '.join(sorted(known))})"]
+    algorithm = known[ref].compression.algorithm
+    if algorithm not in PER_TENSOR_ALGORITHMS:
+        return [
+            f"{field}: experiment {ref!r} uses {algorithm!r}; per-layer sensitivity measures "
+            f"only per-tensor Core ML-side settings ({', '.join(PER_TENSOR_ALGORITHMS)})"
+        ]
+    return []
+
+
+def sensitivity_checks(cfg: WorkflowConfig) -> list[str]:
+    problems = []
+    model_ids = {m.id for m in cfg.models}
+    for j, ref in enumerate(cfg.sensitivity.experiments):
+        problems += _per_tensor_setting(f"sensitivity.experiments[{j}]", ref, cfg)
+    problems += duplicates("sensitivity.experiments", cfg.sensitivity.experiments)
+    for j, ref in enumerate(cfg.sensitivity.models or []):
+        if ref not in model_ids:
+            problems.append(f"sensitivity.models[{j}]: unknown model id {ref!r}")
+    known = {e.id: e for e in cfg.experiments}
+    for i, exp in enumerate(cfg.experiments):
+        if exp.compression.algorithm != "mixed_precision":
+            continue
+        where = f"experiments[{i}].compression"
+        for j, ref in enumerate(exp.compression.candidates):
+            found = _per_tensor_setting(f"{where}.candidates[{j}]", ref, cfg)
+            problems += found
+            if not found:
+                problems += _covers(f"{where}.candidates[{j}]", known[ref], exp, cfg)
+        ref = exp.compression.size_of
+        if ref is not None:
+            if ref not in known:
+                problems.append(f"{where}.size_of: unknown experiment id {ref!r}")
+            elif known[ref].algorithm().is_baseline or ref == exp.id:
+                problems.append(f"{where}.size_of: {ref!r} is not another compressed experiment")
+            else:
+                problems += _covers(f"{where}.size_of", known[ref], exp, cfg)
+    return problems
+
+
+def _covers(field: str, needed: object, exp: object, cfg: WorkflowConfig) -> list[str]:
+    """``needed`` (an experiment) must run on every model ``exp`` runs on."""
+    missing = [
+        m.id
+        for m in cfg.models
+        if exp.applies_to(m.id) and not needed.applies_to(m.id)  # type: ignore[attr-defined]
+    ]
+    if missing:
+        return [
+            f"{field}: experiment {needed.id!r} does not run on {missing}, "  # type: ignore[attr-defined]
+            f"which experiment {exp.id!r} does"  # type: ignore[attr-defined]
+        ]
+    return []
 
 
 def _trains(model: ModelConfig, cfg: WorkflowConfig) -> list[str]:

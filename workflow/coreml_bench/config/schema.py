@@ -16,6 +16,7 @@ from ..profile.registry import AUTO_ON_MACOS as PROFILE_ON_MACOS
 from ..profile.settings import ProfilingSettings
 from ..registry import resolve_auto
 from ..schema_base import Identifier, StrictModel
+from ..sensitivity.settings import SensitivitySettings
 from ..tracking.settings import TrackingSettings
 from ..train.recipe import effective_recipe
 from .checks import cross_checks, evaluation_backend
@@ -42,6 +43,7 @@ class WorkflowConfig(StrictModel):
     tracking: TrackingSettings = TrackingSettings()
     training_resources: TrainingResources = TrainingResources()
     reference: ReferenceSettings = ReferenceSettings()
+    sensitivity: SensitivitySettings = SensitivitySettings()
 
     @model_validator(mode="after")
     def _cross_checks(self) -> WorkflowConfig:
@@ -67,6 +69,30 @@ class WorkflowConfig(StrictModel):
             if e.applies_to(m.id)
             for trial in range(1, e.effective_trials() + 1)
         ]
+
+    def sensitivity_pairs(self) -> list[tuple[str, str]]:
+        """(model, experiment) pairs measured one tensor at a time: sensitivity.experiments
+        on sensitivity.models, and every mixed_precision search's candidates on its models."""
+        pairs: dict[tuple[str, str], None] = {}
+        for m in self.models:
+            if self.sensitivity.applies_to(m.id):
+                for e in self.sensitivity.experiments:
+                    if self.experiment(e).applies_to(m.id):
+                        pairs[(m.id, e)] = None
+        for experiment in self.experiments:
+            if experiment.compression.algorithm == "mixed_precision":
+                for m in self.models:
+                    if experiment.applies_to(m.id):
+                        for e in experiment.compression.candidates:
+                            pairs[(m.id, e)] = None
+        return list(pairs)
+
+    def calibration_params(self, model_id: str) -> dict[str, Any]:
+        """The calibration split of one model's jobs: its evaluation data, seen as views."""
+        return {
+            **self.evaluation_params(model_id),
+            "calibration": self.sensitivity.calibration.model_dump(mode="json"),
+        }
 
     def evaluation_set(self, model_id: str) -> Any:
         """This model's evaluation set: its own, or data.evaluation."""

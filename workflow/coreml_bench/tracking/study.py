@@ -11,6 +11,7 @@ the old one is tagged superseded.
 from __future__ import annotations
 
 import csv
+import json
 import logging
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -159,8 +160,13 @@ def track_study(
     gate_csv: Path | None,
     gate_files: Sequence[Path],
     output: Path,
+    sensitivity_csv: Path | None = None,
+    sensitivity_files: Sequence[Path] = (),
+    searches: Sequence[Path] = (),
+    search_files: Sequence[Path] = (),
 ) -> dict[str, Any]:
-    """Mirror every variant, the summary table and the gate; close removed variants' runs."""
+    """Mirror every variant, the summary table, the gate, the per-layer sensitivity table
+    and the mixed-precision searches; close removed variants' runs."""
     runs: dict[str, dict[str, str]] = {}
     for index, variant in enumerate(variants, 1):
         run = track_one(variant, tracking, study)
@@ -208,6 +214,41 @@ def track_study(
                 **{f"gate_{s.replace(' ', '_')}": statuses.count(s) for s in set(statuses)},
             },
             files=list(gate_files),
+        )
+    if sensitivity_csv is not None:
+        layers = _csv_records(sensitivity_csv)
+        tables["sensitivity"] = log_study_table(
+            tracking_uri=tracking.uri,
+            study=study,
+            artifact_root=location,
+            role="sensitivity",
+            records=layers,
+            metrics={
+                "tensors_measured": len(layers),
+                "settings_measured": len({(r["model"], r["experiment"]) for r in layers}),
+            },
+            files=list(sensitivity_files),
+        )
+    if searches:
+        found = [read_json(path) for path in searches]
+        tables["mixed_precision"] = log_study_table(
+            tracking_uri=tracking.uri,
+            study=study,
+            artifact_root=location,
+            role="mixed_precision",
+            records=[
+                {
+                    "model": r["model"],
+                    "experiment": r["experiment"],
+                    "budget_bytes": r["budget_bytes"],
+                    "predicted_package_bytes": r["predicted_package_bytes"],
+                    "predicted_cost": r["predicted_cost"],
+                    "settings_chosen": json.dumps(r["settings_chosen"], sort_keys=True),
+                }
+                for r in found
+            ],
+            metrics={"searches": len(found)},
+            files=[*searches, *search_files],
         )
     record = {
         "stage": "track",
