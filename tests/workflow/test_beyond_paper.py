@@ -27,6 +27,7 @@ CONFIG = {
         {"id": "k4", "compression": {"algorithm": "palettize_kmeans", "n_bits": 4}},
         {"id": "k2", "compression": {"algorithm": "palettize_kmeans", "n_bits": 2}},
         {"id": "prune", "compression": {"algorithm": "prune_magnitude", "target_sparsity": 0.75}},
+        {"id": "w8a8", "compression": {"algorithm": "quantize_activations_ptq"}},
         {
             "id": "mixed",
             "compression": {
@@ -85,6 +86,17 @@ def test_the_search_is_a_row_within_its_budget(beyond_run: Path) -> None:
     assert evaluation["backend"] == "mil-torch" and evaluation["metrics"]["n_images"] == 16
 
 
+def test_w8a8_is_calibrated_by_the_executor_and_scored(beyond_run: Path) -> None:
+    results = beyond_run / "results"
+    manifest = json.loads((results / "compressed/cnn/w8a8/trial1/manifest.json").read_text())
+    assert manifest["op_counts"]["quantize"] >= 5 and manifest["workflow"] == "Calibration"
+    log = (results / "logs/compress/cnn/w8a8/trial1.log").read_text()
+    assert "calibrating activation ranges on 32 samples with the executor" in log
+    evaluation = json.loads((results / "evaluation/cnn/w8a8/trial1.json").read_text())
+    assert evaluation["backend"] == "mil-torch"
+    assert "W8A8 (PTQ, executor calibration)" in (results / "tables/summary.csv").read_text()
+
+
 def test_mlflow_holds_the_sensitivity_table_and_the_search(beyond_run: Path) -> None:
     from mlflow.tracking import MlflowClient
 
@@ -108,5 +120,6 @@ def test_new_calibration_reruns_measurements_not_compressions(beyond_run: Path) 
     jobs = dry_run_jobs(beyond_run, changed)
     assert jobs["sensitivity"] == 3 and jobs["sensitivity_reference"] == 1
     assert jobs["search_mixed_precision"] == 1
-    assert jobs["compress"] == 1  # the searched row only: its selection may change
+    # The searched row (its selection may change) and W8A8 (calibrated on the split).
+    assert jobs["compress"] == 2
     assert "convert" not in jobs and "compile_program" in jobs
