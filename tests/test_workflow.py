@@ -205,9 +205,11 @@ def test_changing_one_experiment_reruns_only_its_jobs(finished_run: Path) -> Non
         "aggregate/summary.csv",
         "aggregate/summary.md",
         "aggregate/pareto.png",
+        "aggregate/frontier.png",
         "tables/summary.csv",
         "tables/summary.md",
         "plots/pareto.png",
+        "plots/frontier.png",
         # MobileNetv3-small has published rows: the gate's report follows the new row.
         "reference/gate.md",
         "reference/gate.csv",

@@ -20,7 +20,7 @@ import fashion
 import pytest
 import torch
 from coreml_bench.mlpackage.program import read_package_weights
-from fashion import FINETUNE, torch_study
+from fashion import torch_study
 from helpers import ROOT, SNAKEMAKE, dry_run_jobs, run_snakemake, write_config
 
 
@@ -167,27 +167,20 @@ def test_a_training_data_setting_retrains_the_baseline_and_everything_after(
     }  # fmt: skip
 
 
-def test_a_killed_training_job_resumes_when_rerun(tmp_path: Path) -> None:
-    """SIGKILL the whole snakemake process group mid-fine-tuning, rerun, compare."""
-    slow = {**FINETUNE, "epochs": 4, "max_steps_per_epoch": 12}
-    experiments = [
-        {"id": "fp16", "compression": {"algorithm": "none"}},
-        {
-            "id": "dkm",
-            "trials": 1,
-            "compression": {"algorithm": "palettize_dkm", "n_bits": 4, "recipe": slow},
-        },
-    ]
+def test_a_killed_training_job_resumes_when_rerun(fashion_run: Path, tmp_path: Path) -> None:
+    """SIGKILL the whole snakemake process group mid-fine-tuning, rerun, and compare with the
+    same experiment run straight through (the module's run: dkm-2bit, trial 1)."""
+    dkm = next(e for e in EXPERIMENTS if e["id"] == "dkm-2bit")
+    experiments = [{"id": "fp16", "compression": {"algorithm": "none"}}, {**dkm, "trials": 1}]
     config = torch_study(experiments, tracking={"enabled": False})
-    killed, straight = tmp_path / "killed", tmp_path / "straight"
+    killed = tmp_path / "killed"
     write_config(killed, config)
-    write_config(straight, config)
-    checkpoint = killed / "results/checkpoints/cnn/dkm/trial1/last.pt"
+    target = "results/compressed/cnn/dkm-2bit/trial1/manifest.json"
+    checkpoint = killed / "results/checkpoints/cnn/dkm-2bit/trial1/last.pt"
     env = {**os.environ, "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}"}
     process = subprocess.Popen(
         [SNAKEMAKE, "--snakefile", str(ROOT / "Snakefile"), "--directory", str(killed),
-         "--configfile", str(killed / "config.yaml"), "--cores", "2",
-         "results/compressed/cnn/dkm/trial1/manifest.json"],
+         "--configfile", str(killed / "config.yaml"), "--cores", "2", target],
         stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=env, start_new_session=True,
     )  # fmt: skip
     deadline = time.monotonic() + 600
@@ -195,23 +188,20 @@ def test_a_killed_training_job_resumes_when_rerun(tmp_path: Path) -> None:
         while time.monotonic() < deadline and process.poll() is None:
             if checkpoint.is_file() and torch.load(checkpoint, weights_only=False)["epoch"] >= 0:
                 break
-            time.sleep(0.5)
+            time.sleep(0.2)
         assert process.poll() is None, "the job finished before it could be killed"
         os.killpg(process.pid, signal.SIGKILL)
     finally:
         process.wait()
-    assert not (killed / "results/compressed/cnn/dkm/trial1/manifest.json").exists()
+    assert not (killed / target).exists()
     # A killed snakemake leaves its lock and incomplete markers: what a user clears too.
     run_snakemake(killed, "--unlock")
-    run_snakemake(killed, "--rerun-incomplete", "results/compressed/cnn/dkm/trial1/manifest.json")
-    run_snakemake(straight, "results/compressed/cnn/dkm/trial1/manifest.json")
-    resumed_manifest = json.loads(
-        (killed / "results/compressed/cnn/dkm/trial1/manifest.json").read_text()
-    )
+    run_snakemake(killed, "--rerun-incomplete", target)
+    resumed_manifest = json.loads((killed / target).read_text())
     assert resumed_manifest["resumed_from_epoch"] >= 1
     weights = [
-        read_package_weights(d / "results/compressed/cnn/dkm/trial1/model.mlpackage")
-        for d in (killed, straight)
+        read_package_weights(d / "results/compressed/cnn/dkm-2bit/trial1/model.mlpackage")
+        for d in (killed, fashion_run)
     ]
     for a, b in zip(*weights, strict=True):
         assert (a.weight == b.weight).all(), a.op_name

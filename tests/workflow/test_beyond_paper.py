@@ -26,7 +26,6 @@ CONFIG = {
         {"id": "fp16", "compression": {"algorithm": "none"}},
         {"id": "k4", "compression": {"algorithm": "palettize_kmeans", "n_bits": 4}},
         {"id": "k2", "compression": {"algorithm": "palettize_kmeans", "n_bits": 2}},
-        {"id": "prune", "compression": {"algorithm": "prune_magnitude", "target_sparsity": 0.75}},
         {"id": "w8a8", "compression": {"algorithm": "quantize_activations_ptq"}},
         {
             "id": "mixed",
@@ -37,7 +36,7 @@ CONFIG = {
             },
         },
     ],
-    "sensitivity": {"experiments": ["prune"], "calibration": {"views_per_image": 2}},
+    "sensitivity": {"experiments": ["k4"], "calibration": {"views_per_image": 2}},
     "data": {"evaluation": {"kind": "fashion_mnist", "root": str(FASHION)}, "limit": 16},
     "profiling": {"runs": 3, "warmup": 1},
 }
@@ -54,7 +53,7 @@ def beyond_run(tmp_path_factory: pytest.TempPathFactory) -> Path:
 def test_every_setting_is_measured_per_tensor(beyond_run: Path) -> None:
     folder = beyond_run / "results/sensitivity/cnn"
     measured = sorted(p.stem for p in folder.glob("*.json"))
-    assert measured == ["k2", "k4", "prune"]  # listed, plus the search's candidates
+    assert measured == ["k2", "k4"]  # listed, plus the search's candidates, once each
     for name in measured:
         record = json.loads((folder / f"{name}.json").read_text())
         assert record["backend"] == "mil-torch"
@@ -62,7 +61,7 @@ def test_every_setting_is_measured_per_tensor(beyond_run: Path) -> None:
         assert len(record["layers"]) == 4
         assert (beyond_run / f"results/plots/sensitivity/cnn/{name}.png").stat().st_size > 0
     table = (beyond_run / "results/tables/sensitivity.csv").read_text().splitlines()
-    assert len(table) == 1 + 3 * 4
+    assert len(table) == 1 + 2 * 4
 
 
 def test_the_search_is_a_row_within_its_budget(beyond_run: Path) -> None:
@@ -106,7 +105,7 @@ def test_mlflow_holds_the_sensitivity_table_and_the_search(beyond_run: Path) -> 
     runs = client.search_runs([experiment.experiment_id])
     roles = {r.data.tags.get("coreml_bench.role"): r for r in runs}
     sensitivity = roles["sensitivity"]
-    assert sensitivity.data.metrics["tensors_measured"] == 12
+    assert sensitivity.data.metrics["tensors_measured"] == 8
     artifacts = {a.path for a in client.list_artifacts(sensitivity.info.run_id)}
     assert "sensitivity.md" in " ".join(artifacts)
     assert roles["mixed_precision"].data.metrics["searches"] == 1
@@ -118,7 +117,7 @@ def test_new_calibration_reruns_measurements_not_compressions(beyond_run: Path) 
     changed = json.loads(json.dumps(CONFIG))
     changed["sensitivity"]["calibration"]["seed"] = 1
     jobs = dry_run_jobs(beyond_run, changed)
-    assert jobs["sensitivity"] == 3 and jobs["sensitivity_reference"] == 1
+    assert jobs["sensitivity"] == 2 and jobs["sensitivity_reference"] == 1
     assert jobs["search_mixed_precision"] == 1
     # The searched row (its selection may change) and W8A8 (calibrated on the split).
     assert jobs["compress"] == 2
