@@ -27,6 +27,7 @@ from typing import TYPE_CHECKING, Any, Literal
 from pydantic import Field
 
 from ..schema_base import StrictModel
+from .coreml_side import QuantizeLinear, pass_config
 from .registry import ALGORITHMS, Algorithm
 
 if TYPE_CHECKING:
@@ -127,8 +128,6 @@ def quantize_activations(mlmodel: Any, ranges: dict[str, dict[str, float]], mode
 def _apply_w8a8(
     mlmodel: Any, params: QuantizeActivationsPTQ, *, calibration: CalibrationData
 ) -> Any:
-    import coremltools.optimize.coreml as cto
-
     from ..executor.runtime import load_or_compile
 
     plan = load_or_compile(calibration.package)
@@ -137,11 +136,9 @@ def _apply_w8a8(
     ranges = activation_ranges(plan, calibration.batches)
     log.info("%d tensor ranges measured; inserting quantize/dequantize pairs", len(ranges))
     quantized = quantize_activations(mlmodel, ranges, params.mode)
-    weights = cto.OpLinearQuantizerConfig(
-        mode=params.mode, dtype="int8", granularity="per_channel",
-        weight_threshold=params.weight_threshold,
-    )  # fmt: skip
-    return cto.linear_quantize_weights(quantized, cto.OptimizationConfig(global_config=weights))
+    # The int8 per-channel weights of the int8 row (``quantize_linear``), on top.
+    weights = QuantizeLinear(mode=params.mode, weight_threshold=params.weight_threshold)
+    return pass_config(weights).run(quantized)
 
 
 ALGORITHMS.add(

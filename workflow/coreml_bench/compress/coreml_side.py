@@ -147,13 +147,23 @@ class PassConfig:
             return cto.OptimizationConfig(global_config=op_config)
         return cto.OptimizationConfig(op_name_configs=dict.fromkeys(op_names, op_config))
 
-    def run(self, mlmodel: Any, op_names: list[str] | None = None) -> Any:
+    def run(
+        self, mlmodel: Any, op_names: list[str] | None = None, joint_compression: bool = False
+    ) -> Any:
+        """The pass on ``mlmodel``; ``joint_compression`` compresses further what an earlier
+        pass compressed (coremltools 8+), instead of decompressing it first."""
         import coremltools.optimize.coreml as cto
 
-        return getattr(cto, self.function)(mlmodel, self.optimization_config(op_names))
+        function = getattr(cto, self.function)
+        config = self.optimization_config(op_names)
+        return function(mlmodel, config, joint_compression=joint_compression)
 
 
-def pass_config(p: PalettizeKmeans | QuantizeLinear | PruneMagnitude) -> PassConfig:
+# The settings that compress each tensor on its own (one coremltools pass each).
+PerTensorSetting = PalettizeKmeans | QuantizeLinear | PruneMagnitude
+
+
+def pass_config(p: PerTensorSetting) -> PassConfig:
     """The coremltools call a per-tensor setting stands for."""
     if isinstance(p, PalettizeKmeans):
         options = {
@@ -185,7 +195,7 @@ def pass_config(p: PalettizeKmeans | QuantizeLinear | PruneMagnitude) -> PassCon
 PER_TENSOR_ALGORITHMS = ("palettize_kmeans", "quantize_linear", "prune_magnitude")
 
 
-def _apply_per_tensor(mlmodel: Any, p: PalettizeKmeans | QuantizeLinear | PruneMagnitude) -> Any:
+def _apply_per_tensor(mlmodel: Any, p: PerTensorSetting) -> Any:
     return pass_config(p).run(mlmodel)
 
 

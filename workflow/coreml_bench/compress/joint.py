@@ -20,7 +20,14 @@ from pydantic import Field, model_validator
 
 from ..schema_base import StrictModel
 from .common import MAX_CHANNEL_BLOCK, MAX_KMEANS_WORKERS, check_group_size
-from .coreml_side import PalettizeKmeans, PassConfig, PruneMagnitude, QuantizeLinear, pass_config
+from .coreml_side import (
+    PalettizeKmeans,
+    PassConfig,
+    PerTensorSetting,
+    PruneMagnitude,
+    QuantizeLinear,
+    pass_config,
+)
 from .coverage import WeightShape
 from .registry import ALGORITHMS, Algorithm
 
@@ -31,14 +38,18 @@ class _JointBase(StrictModel):
     def minimum_target(self) -> str:
         return "iOS18"  # the joint constexpr chains are iOS18 ops
 
-    def skip_reason(self, weight: WeightShape) -> str | None:
-        if weight.size <= self.weight_threshold:
-            return f"at most weight_threshold={self.weight_threshold} elements"
-        return None
+    def stages(self) -> list[tuple[PerTensorSetting, bool]]:
+        """The per-tensor settings applied in order, each with its ``joint_compression`` flag."""
+        raise NotImplementedError
 
     def passes(self) -> list[tuple[PassConfig, bool]]:
         """The coremltools passes in order, each with its ``joint_compression`` flag."""
-        raise NotImplementedError
+        return [(pass_config(setting), joint) for setting, joint in self.stages()]
+
+    def skip_reason(self, weight: WeightShape) -> str | None:
+        """The first pass decides which weights are compressed; the joint pass only
+        compresses further what it compressed."""
+        return self.stages()[0][0].skip_reason(weight)
 
 
 class PrunePalettize(_JointBase):
@@ -52,16 +63,13 @@ class PrunePalettize(_JointBase):
     def label(self) -> str:
         return f"{self.target_sparsity:.0%} sparse + {self.n_bits} bit"
 
-    def passes(self) -> list[tuple[PassConfig, bool]]:
-        prune = PruneMagnitude(
-            target_sparsity=self.target_sparsity, weight_threshold=self.weight_threshold
-        )
+    def stages(self) -> list[tuple[PerTensorSetting, bool]]:
         palettize = PalettizeKmeans(
             n_bits=self.n_bits,
             weight_threshold=self.weight_threshold,
             num_kmeans_workers=self.num_kmeans_workers,
         )
-        return [(pass_config(prune), False), (pass_config(palettize), True)]
+        return [(_prune(self.target_sparsity, self.weight_threshold), False), (palettize, True)]
 
 
 class PalettizeInt8Lut(_JointBase):
@@ -79,16 +87,9 @@ class PalettizeInt8Lut(_JointBase):
         return self
 
     def label(self) -> str:
-        suffix = f", group {self.group_size}" if self.granularity == "per_grouped_channel" else ""
-        return f"{self.n_bits} bit{suffix}, int8 LUT"
+        return f"{self.stages()[0][0].label()}, int8 LUT"
 
-    def skip_reason(self, weight: WeightShape) -> str | None:
-        reason = super().skip_reason(weight)
-        if reason is None and self.group_size and weight.output_channels % self.group_size:
-            return f"{weight.output_channels} output channels not divisible by group_size"
-        return reason
-
-    def passes(self) -> list[tuple[PassConfig, bool]]:
+    def stages(self) -> list[tuple[PerTensorSetting, bool]]:
         palettize = PalettizeKmeans(
             n_bits=self.n_bits,
             granularity=self.granularity,
@@ -101,7 +102,7 @@ class PalettizeInt8Lut(_JointBase):
         lut = QuantizeLinear(
             dtype="int8", granularity="per_tensor", weight_threshold=self.weight_threshold
         )
-        return [(pass_config(palettize), False), (pass_config(lut), True)]
+        return [(palettize, False), (lut, True)]
 
 
 class PruneQuantize(_JointBase):
@@ -114,22 +115,20 @@ class PruneQuantize(_JointBase):
     def label(self) -> str:
         return f"{self.target_sparsity:.0%} sparse + int8"
 
-    def passes(self) -> list[tuple[PassConfig, bool]]:
-        prune = PruneMagnitude(
-            target_sparsity=self.target_sparsity, weight_threshold=self.weight_threshold
-        )
+    def stages(self) -> list[tuple[PerTensorSetting, bool]]:
         quantize = QuantizeLinear(
             dtype="int8", granularity=self.granularity, weight_threshold=self.weight_threshold
         )
-        return [(pass_config(prune), False), (pass_config(quantize), True)]
+        return [(_prune(self.target_sparsity, self.weight_threshold), False), (quantize, True)]
+
+
+def _prune(target_sparsity: float, weight_threshold: int) -> PruneMagnitude:
+    return PruneMagnitude(target_sparsity=target_sparsity, weight_threshold=weight_threshold)
 
 
 def _apply_joint(mlmodel: Any, params: _JointBase) -> Any:
-    import coremltools.optimize.coreml as cto
-
     for config, joint in params.passes():
-        function = getattr(cto, config.function)
-        mlmodel = function(mlmodel, config.optimization_config(), joint_compression=joint)
+        mlmodel = config.run(mlmodel, joint_compression=joint)
     return mlmodel
 
 
