@@ -27,7 +27,6 @@ from typing import TYPE_CHECKING, Any, Literal
 from pydantic import Field
 
 from ..schema_base import StrictModel
-from .coreml_side import QuantizeLinear, pass_config
 from .registry import ALGORITHMS, Algorithm
 
 if TYPE_CHECKING:
@@ -128,7 +127,10 @@ def quantize_activations(mlmodel: Any, ranges: dict[str, dict[str, float]], mode
 def _apply_w8a8(
     mlmodel: Any, params: QuantizeActivationsPTQ, *, calibration: CalibrationData
 ) -> Any:
+    # coreml_side is imported here, not at the top: imported first, it would register its
+    # algorithms before this one and reorder the generated config schema and reference.
     from ..executor.runtime import load_or_compile
+    from .coreml_side import QuantizeLinear, pass_config
 
     plan = load_or_compile(calibration.package)
     samples = sum(len(x) for x, _ in calibration.batches)
