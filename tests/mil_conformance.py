@@ -199,6 +199,7 @@ def _check_fresh(compiled: Any, inputs: dict[str, np.ndarray]) -> None:
     results in place, which would otherwise overwrite the input."""
     import torch
     from coreml_bench.executor.ops import OPS
+    from coreml_bench.executor.plan import resolve
 
     env: dict[str, Any] = {
         info.name: torch.as_tensor(inputs[name]).float()
@@ -207,18 +208,10 @@ def _check_fresh(compiled: Any, inputs: dict[str, np.ndarray]) -> None:
         for info, name in zip(compiled.inputs, inputs, strict=True)
     }
 
-    def resolve(arg: dict[str, Any]) -> Any:
-        if "ref" in arg:
-            return env[arg["ref"]]
-        if "const" in arg:
-            return compiled.plan.constants[arg["const"]]
-        if "list" in arg:
-            return [resolve(a) for a in arg["list"]]
-        return arg["value"]
-
+    ref, const = env.__getitem__, compiled.plan.constants.__getitem__
     for step in compiled.plan.steps:
         entry = OPS[step.op]
-        kwargs = {k: resolve(v) for k, v in step.inputs.items()}
+        kwargs = {k: resolve(v, ref, const) for k, v in step.inputs.items()}
         if entry.takes_op:
             kwargs["op"] = step.op
         result = entry.run(**kwargs)

@@ -23,7 +23,7 @@ from typing import Any
 import torch
 
 from .ops.registry import as_tensor, number
-from .plan import Block, Plan, Step, TensorInfo
+from .plan import Block, Plan, Step, TensorInfo, argument_keys
 
 
 def writes_state(steps: list[Step]) -> bool:
@@ -33,18 +33,9 @@ def writes_state(steps: list[Step]) -> bool:
 
 
 def _constant_keys(steps: list[Step]) -> set[str]:
-    def walk(arguments: list[Any]) -> set[str]:
-        keys: set[str] = set()
-        for arg in arguments:
-            if "const" in arg:
-                keys.add(arg["const"])
-            elif "list" in arg:
-                keys |= walk(arg["list"])
-        return keys
-
     found: set[str] = set()
     for step in steps:
-        found |= walk(list(step.inputs.values()))
+        found |= set(argument_keys(step.inputs.values(), "const"))
         for block in step.blocks:
             found |= _constant_keys(block.steps)
     return found

@@ -27,7 +27,7 @@ from collections import Counter
 from typing import TYPE_CHECKING, Any
 
 from .ops import OPS
-from .plan import Plan
+from .plan import Plan, resolve
 
 # Ops writing a caller-owned state buffer (``ops/state.py``): never dead code.
 STATE_WRITES = ("coreml_update_state",)
@@ -128,28 +128,18 @@ def build_graph_module(
     constants: dict[str, fx.Node] = {}
     effects: set[fx.Node] = set()  # nodes writing a state: kept though nothing reads them
 
+    def constant_node(key: str) -> fx.Node:
+        if key not in constants:
+            constants[key] = graph.get_attr(key)
+        return constants[key]
+
     def argument(arg: dict[str, Any]) -> Any:
-        if "ref" in arg:
-            return env[arg["ref"]]
-        if "const" in arg:
-            key = arg["const"]
-            if key not in constants:
-                constants[key] = graph.get_attr(key)
-            return constants[key]
-        if "list" in arg:
-            return [argument(a) for a in arg["list"]]
-        return arg["value"]
+        return resolve(arg, env.__getitem__, constant_node)
 
     folded: dict[str, Any] = {}  # results of ops on constants only, computed once here
 
     def constant_value(arg: dict[str, Any]) -> Any:
-        if "ref" in arg:
-            return folded[arg["ref"]]
-        if "const" in arg:
-            return plan.constants[arg["const"]]
-        if "list" in arg:
-            return [constant_value(a) for a in arg["list"]]
-        return arg["value"]
+        return resolve(arg, folded.__getitem__, plan.constants.__getitem__)
 
     for step in plan.steps:
         if step.blocks:
@@ -171,8 +161,7 @@ def build_graph_module(
             _record(step, None, results, env, fresh, graph, False)
             continue
         entry = OPS[step.op]
-        refs = _refs(step.inputs)
-        if all(r in folded for r in refs):
+        if all(r in folded for r in step.refs()):
             # An op on constants (fill, range_1d, ...) is folded: computed once on the CPU,
             # then held as a buffer on the graph's device like every other constant.
             kwargs = {k: constant_value(v) for k, v in step.inputs.items()}
@@ -262,48 +251,27 @@ def _record(step: Any, entry: Any, results: list[Any], env: dict[str, Any], fres
 def _sole_activation(
     step: Any, readers: dict[str, Any], consumers: Any, outputs: set[str]
 ) -> tuple[Any, tuple[str, list[float]]] | None:
-    """The relu or literal clip that alone reads ``step``'s single result, as oneDNN names it."""
+    """The op that alone reads ``step``'s single result, where it is a oneDNN post-op
+    (``OpEntry.post_op``: relu, relu6, a literal clip), with the post-op's name and scalars."""
     if len(step.outputs) != 1:
         return None
     name = step.outputs[0]
     reader = readers.get(name)
-    if reader is None or consumers[name] != 1 or name in outputs:
+    if reader is None or consumers[name] != 1 or name in outputs or reader.blocks:
         return None
-    if reader.op == "relu":
-        return reader, ("relu", [])
-    if reader.op in ("clip", "relu6"):
-        if reader.op == "relu6":
-            return reader, ("hardtanh", [0.0, 6.0])
-        alpha, beta = reader.inputs.get("alpha", {}), reader.inputs.get("beta", {})
-        if "value" in alpha and "value" in beta:
-            return reader, ("hardtanh", [float(alpha["value"]), float(beta["value"])])
-    return None
+    post_op = OPS[reader.op].post_op
+    activation = post_op(reader.inputs) if post_op is not None else None
+    return (reader, activation) if activation is not None else None
 
 
 def _build_time_view(inputs: dict[str, Any], plan: Plan, shapes: dict[str, Any]) -> dict[str, Any]:
+    """The step's inputs as ``specialize`` sees them: computed ones as ``Computed``."""
     from .ops.registry import Computed
 
-    def view(arg: dict[str, Any]) -> Any:
-        if "ref" in arg:
-            dtype, shape = shapes.get(arg["ref"], ("", None))
-            return Computed(dtype, shape)
-        if "const" in arg:
-            return plan.constants[arg["const"]]
-        if "list" in arg:
-            return [view(a) for a in arg["list"]]
-        return arg["value"]
+    def computed(name: str) -> Computed:
+        return Computed(*shapes.get(name, ("", None)))
 
-    return {k: view(v) for k, v in inputs.items()}
-
-
-def _refs(inputs: dict[str, Any]) -> list[str]:
-    found: list[str] = []
-    for arg in inputs.values():
-        if "ref" in arg:
-            found.append(arg["ref"])
-        elif "list" in arg:
-            found += _refs({str(i): a for i, a in enumerate(arg["list"])})
-    return found
+    return {k: resolve(v, computed, plan.constants.__getitem__) for k, v in inputs.items()}
 
 
 def _identifier(name: str) -> str:

@@ -10,6 +10,7 @@ pickle: ``plan.json`` is JSON and ``constants.pt`` holds tensors only (``weights
 from __future__ import annotations
 
 import json
+from collections.abc import Callable, Iterable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -101,7 +102,7 @@ class Step:
 
     def refs(self) -> list[str]:
         """Every name this step reads: its arguments' refs and what its blocks capture."""
-        found = _argument_refs(list(self.inputs.values()))
+        found = argument_keys(self.inputs.values(), "ref")
         for block in self.blocks:
             found += block.captured
         return found
@@ -130,13 +131,28 @@ class Block:
         return cls(**{**data, "steps": [Step.from_json(s) for s in data["steps"]]})
 
 
-def _argument_refs(arguments: list[Any]) -> list[str]:
+def resolve(arg: dict[str, Any], ref: Callable[[str], Any], const: Callable[[str], Any]) -> Any:
+    """A step argument's value: ``ref(name)`` for a result, ``const(key)`` for a stored
+    tensor, a list element by element, a literal as it is. The graph builder, the constant
+    folder and the reference interpreter differ only in ``ref`` and ``const``."""
+    if "ref" in arg:
+        return ref(arg["ref"])
+    if "const" in arg:
+        return const(arg["const"])
+    if "list" in arg:
+        return [resolve(a, ref, const) for a in arg["list"]]
+    return arg["value"]
+
+
+def argument_keys(arguments: Iterable[dict[str, Any]], kind: str) -> list[str]:
+    """The names (``kind="ref"``) or stored keys (``"const"``) the arguments read, lists
+    included, in order."""
     found: list[str] = []
     for arg in arguments:
-        if "ref" in arg:
-            found.append(arg["ref"])
+        if kind in arg:
+            found.append(arg[kind])
         elif "list" in arg:
-            found += _argument_refs(arg["list"])
+            found += argument_keys(arg["list"], kind)
     return found
 
 

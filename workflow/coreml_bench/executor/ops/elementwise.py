@@ -209,12 +209,17 @@ def _unary_(x: torch.Tensor, op: str) -> torch.Tensor:
     return _unary(x, op)
 
 
+def _relu_post_op(inputs: dict[str, Any]) -> tuple[str, list[float]]:
+    return ("relu", [])
+
+
 for _name in UNARY:
     register_op(
         _name,
         rows=rows_elementwise,
         exact_fp16=_name in _EXACT_UNARY,
         inplace=_unary_ if _name in ("relu", "sigmoid", "tanh") else None,
+        post_op=_relu_post_op if _name == "relu" else None,
     )(_unary)
 
 
@@ -245,8 +250,16 @@ def clip_(x: torch.Tensor, alpha: Any, beta: Any) -> torch.Tensor:
     return x.clamp_(float(number(alpha)), float(number(beta)))
 
 
+def _clip_post_op(inputs: dict[str, Any]) -> tuple[str, list[float]] | None:
+    """oneDNN's hardtanh clamps to [alpha, beta] as ``clip`` does, for literal bounds."""
+    alpha, beta = inputs.get("alpha", {}), inputs.get("beta", {})
+    if "value" in alpha and "value" in beta:
+        return ("hardtanh", [float(alpha["value"]), float(beta["value"])])
+    return None
+
+
 # Bounds are fp16 values (the op's own type), so clamping fp16 inputs stays on the grid.
-@register_op("clip", rows=rows_elementwise, exact_fp16=True, inplace=clip_)
+@register_op("clip", rows=rows_elementwise, exact_fp16=True, inplace=clip_, post_op=_clip_post_op)
 def clip(x: torch.Tensor, alpha: Any, beta: Any) -> torch.Tensor:
     """min(max(x, alpha), beta), alpha and beta scalars (MIL ``clip``)."""
     return x.clamp(float(number(alpha)), float(number(beta)))
@@ -271,7 +284,13 @@ def relu6_(x: torch.Tensor) -> torch.Tensor:
     return x.clamp_(0.0, 6.0)
 
 
-@register_op("relu6", rows=rows_elementwise, exact_fp16=True, inplace=relu6_)
+def _relu6_post_op(inputs: dict[str, Any]) -> tuple[str, list[float]]:
+    return ("hardtanh", [0.0, 6.0])
+
+
+@register_op(
+    "relu6", rows=rows_elementwise, exact_fp16=True, inplace=relu6_, post_op=_relu6_post_op
+)
 def relu6(x: torch.Tensor) -> torch.Tensor:
     return x.clamp(0.0, 6.0)
 

@@ -222,7 +222,12 @@ def gather_nd(
 
 # --------------------------------------------------------------------------- scatter
 
-_SCATTER_MODES = ("update", "add", "sub", "mul", "div", "max", "min")
+# Each combining mode, as the torch function of (current value, update); "update" replaces.
+_SCATTER_COMBINE = {
+    "add": "add", "sub": "sub", "mul": "mul", "div": "true_divide", "max": "maximum",
+    "min": "minimum",
+}  # fmt: skip
+_SCATTER_MODES = ("update", *_SCATTER_COMBINE)
 
 
 def _scatter_check(view: OpView) -> list[str]:
@@ -254,26 +259,11 @@ def _scatter_flat(
     group_start = torch.cummax(torch.where(starts, position, 0), dim=0).values
     occurrence = torch.empty_like(position)
     occurrence[order] = position - group_start  # how many earlier updates hit the same place
+    combine = getattr(torch, _SCATTER_COMBINE.get(mode, "add"))
     for round_index in range(int(occurrence.max()) + 1):
         chosen = occurrence == round_index
         where, value = target[chosen], values[chosen]
-        if mode == "update":
-            out[where] = value
-            continue
-        current = out[where]
-        if mode == "add":
-            result = current + value
-        elif mode == "sub":
-            result = current - value
-        elif mode == "mul":
-            result = current * value
-        elif mode == "div":
-            result = current / value
-        elif mode == "max":
-            result = torch.maximum(current, value)
-        else:
-            result = torch.minimum(current, value)
-        out[where] = result
+        out[where] = value if mode == "update" else combine(out[where], value)
     return out.reshape(data.shape)
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from .registry import (
@@ -62,22 +63,44 @@ def _out_sizes(
     return mil, torch_sizes
 
 
+@dataclass(frozen=True)
+class _Windows:
+    """A pooling op's windows on inputs of spatial ``sizes``: kernel and strides (default 1),
+    MIL's pads and output sizes (``mil``), and those torch gives on the padded input."""
+
+    kernel: list[int]
+    strides: list[int]
+    pads: list[int]
+    mil: list[int]
+    torch: list[int]
+
+    @classmethod
+    def of(
+        cls, kernel_sizes: Any, strides: Any, pad_type: str, pad: Any, sizes: list[int],
+        ceil_mode: bool,
+    ) -> _Windows:  # fmt: skip
+        kernel = ints(kernel_sizes)
+        stride = ints(strides) if strides is not None else [1] * len(kernel)
+        pads = _pool_pads(pad_type, pad, list(sizes), kernel, stride)
+        mil, torch_sizes = _out_sizes(list(sizes), kernel, stride, pads, bool(ceil_mode))
+        return cls(kernel, stride, pads, mil, torch_sizes)
+
+
 def _pool_check(view: OpView) -> list[str]:
     reasons = one_of("pad_type", _PAD_TYPES, "valid")(view)
     if reasons or not view.is_literal("kernel_sizes"):
         return reasons or [f"{view.op} {view.name!r}: kernel_sizes computed at run time"]
-    kernel = ints(view.literal("kernel_sizes"))
-    given = view.literal("strides")
-    strides = ints(given) if given is not None else [1] * len(kernel)
     sizes = list(view.shape("x")[2:])
     if any(s is None for s in sizes):
         if view.literal("ceil_mode", False) or view.literal("pad_type") in ("same", "same_lower"):
             return [f"{view.op} {view.name!r}: spatial sizes known only at run time"]
         return []
-    pad_type, ceil_mode = view.literal("pad_type", "valid"), bool(view.literal("ceil_mode", False))
-    pads = _pool_pads(pad_type, view.literal("pad"), sizes, kernel, strides)
-    mil, torch_sizes = _out_sizes(sizes, kernel, strides, pads, ceil_mode)
-    if any(m > t for m, t in zip(mil, torch_sizes, strict=True)):
+    windows = _Windows.of(
+        view.literal("kernel_sizes"), view.literal("strides"), view.literal("pad_type", "valid"),
+        view.literal("pad"), sizes, view.literal("ceil_mode", False),
+    )  # fmt: skip
+    mil = windows.mil
+    if any(m > t for m, t in zip(mil, windows.torch, strict=True)):
         return [
             f"{view.op} {view.name!r}: ceil_mode without padding gives a last window wholly "
             f"outside the input (output {mil}), which has no defined value"
@@ -100,13 +123,10 @@ def _pool(
     padded input (padding counted) or by its input elements (``exclude_padding_from_average``)."""
     import torch.nn.functional as F
 
-    kernel = ints(kernel_sizes)
-    n = len(kernel)
-    strides = ints(strides) if strides is not None else [1] * n
-    ceil_mode = bool(ceil_mode)
     sizes = list(x.shape[2:])
-    pads = _pool_pads(pad_type, pad, sizes, kernel, strides)
-    wanted, _ = _out_sizes(sizes, kernel, strides, pads, ceil_mode)
+    windows = _Windows.of(kernel_sizes, strides, pad_type, pad, sizes, ceil_mode)
+    kernel, strides, pads, wanted = windows.kernel, windows.strides, windows.pads, windows.mil
+    n, ceil_mode = len(kernel), bool(ceil_mode)
     if kind == "max":
         padded = F.pad(x, torch_pad(pads), value=-math.inf) if any(pads) else x
         max_pool_nd = (F.max_pool1d, F.max_pool2d, F.max_pool3d)[n - 1]

@@ -128,6 +128,10 @@ class OpEntry:
     # Inputs computed at run time appear as ``Computed``. Saves the per-call argument
     # handling, and on CPU lets conv use prepacked weights (see linear.py).
     specialize: Callable[[dict[str, Any], BuildContext], Any] | None = None
+    # ``post_op(step_inputs)`` → (name, scalars) or None: this op as the oneDNN post-op
+    # (eltwise) computing the same values, which the op before it may apply itself
+    # (``BuildContext.activation``); None where its arguments do not allow it.
+    post_op: Callable[[dict[str, Any]], tuple[str, list[float]] | None] | None = None
     takes_op: bool = field(default=False, init=False)
 
     def __post_init__(self) -> None:
@@ -146,6 +150,7 @@ def register_op(
     inplace: Callable[..., Any] | None = None,
     batched: Callable[..., Any] | None = None,
     specialize: Callable[[dict[str, Any], BuildContext], Any] | None = None,
+    post_op: Callable[[dict[str, Any]], tuple[str, list[float]] | None] | None = None,
 ) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
     def register(function: Callable[..., Any]) -> Callable[..., Any]:
         for name in names:
@@ -161,6 +166,7 @@ def register_op(
                 inplace,
                 batched,
                 specialize,
+                post_op,
             )
         return function
 
