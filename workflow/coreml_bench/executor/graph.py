@@ -46,11 +46,13 @@ def round_fp16(x: Any) -> Any:
 
 
 def round_fp16_(x: Any) -> Any:
-    """``round_fp16`` in place, for a fresh result: no new float32 buffer is allocated."""
+    """``round_fp16`` in place, for a fresh result: no new float32 buffer is allocated.
+    (Two ``copy_`` through an fp16 buffer: as ``x.copy_(x.half())``, without ``to``'s
+    dispatch; it runs after nearly every op.)"""
     import torch
 
     if isinstance(x, torch.Tensor) and x.dtype == torch.float32:
-        return x.copy_(x.to(torch.float16))
+        return x.copy_(torch.empty_like(x, dtype=torch.float16).copy_(x))
     return x
 
 

@@ -370,7 +370,25 @@ def linear_activation(x: torch.Tensor, alpha: Any, beta: Any = 0.0) -> torch.Ten
     return x * float(number(alpha)) + float(number(beta))
 
 
-@register_op("sigmoid_hard", rows=rows_elementwise)
+def _sigmoid_hard_specialized(inputs: dict[str, Any], context: BuildContext) -> Any:
+    """Literal alpha and beta on CPU: beta held as the 0-d tensor ``sigmoid_hard`` makes on
+    each call (this op runs twice in every hard-swish block), so the same kernels run."""
+    import torch
+
+    x, alpha, beta = inputs["x"], inputs.get("alpha", 0.2), inputs.get("beta", 0.5)
+    if not isinstance(x, Computed) or x.dtype not in ("fp16", "fp32") or context.device != "cpu":
+        return None
+    if not all(isinstance(v, (int, float)) for v in (alpha, beta)):
+        return None
+    scale, offset = float(alpha), torch.tensor(float(beta), dtype=torch.float32)
+
+    def sigmoid_hard_bound(x: torch.Tensor) -> torch.Tensor:
+        return torch.add(offset, x, alpha=scale).clamp_(0.0, 1.0)
+
+    return sigmoid_hard_bound, ("x",), False
+
+
+@register_op("sigmoid_hard", rows=rows_elementwise, specialize=_sigmoid_hard_specialized)
 def sigmoid_hard(x: torch.Tensor, alpha: Any = 0.2, beta: Any = 0.5) -> torch.Tensor:
     """min(max(alpha * x + beta, 0), 1)."""
     import torch
@@ -380,22 +398,41 @@ def sigmoid_hard(x: torch.Tensor, alpha: Any = 0.2, beta: Any = 0.5) -> torch.Te
     return torch.add(beta_t, x, alpha=float(number(alpha))).clamp_(0.0, 1.0)
 
 
-@register_op("thresholded_relu", rows=rows_elementwise, exact_fp16=True)
+def _threshold_below(x: torch.Tensor, alpha: Any) -> float | None:
+    """The float32 just below alpha, so that x >= alpha is x > it: one fused kernel
+    (F.threshold) instead of a comparison and a select; None where there is none."""
+    import numpy as np
+    import torch
+
+    if x.dtype != torch.float32:
+        return None
+    threshold = np.float32(float(number(alpha)))
+    below = np.nextafter(threshold, np.float32(-np.inf))
+    return float(below) if below < threshold else None
+
+
+def thresholded_relu_(x: torch.Tensor, alpha: Any = 1.0) -> torch.Tensor:
+    """In place, for a fresh input nothing else reads: the values of ``thresholded_relu``
+    (a conv's result, in every hard-swish block)."""
+    import torch.nn.functional as F
+
+    below = _threshold_below(x, alpha)
+    if below is not None:
+        return F.threshold_(x, below, 0.0)
+    return x.masked_fill_(~(x >= float(number(alpha))), 0)
+
+
+@register_op("thresholded_relu", rows=rows_elementwise, exact_fp16=True, inplace=thresholded_relu_)
 def thresholded_relu(x: torch.Tensor, alpha: Any = 1.0) -> torch.Tensor:
     """x if x >= alpha else 0 (MIL: ``>=``; torch's F.threshold uses ``>``)."""
-    import numpy as np
     import torch
     import torch.nn.functional as F
 
-    threshold = float(number(alpha))
-    if x.dtype == torch.float32:
-        # x >= a is x > (the float32 just below a): one fused kernel (F.threshold) instead
-        # of a comparison and a select.
-        below = float(np.nextafter(np.float32(threshold), np.float32(-np.inf)))
-        if np.float32(below) < np.float32(threshold):
-            return F.threshold(x, below, 0.0)
+    below = _threshold_below(x, alpha)
+    if below is not None:
+        return F.threshold(x, below, 0.0)
     zero = torch.zeros((), dtype=x.dtype, device=x.device)
-    return torch.where(x >= threshold, x, zero)
+    return torch.where(x >= float(number(alpha)), x, zero)
 
 
 _GELU_MODES = ("EXACT", "TANH_APPROXIMATION", "SIGMOID_APPROXIMATION")
