@@ -383,7 +383,7 @@ def _sigmoid_hard_specialized(inputs: dict[str, Any], context: BuildContext) -> 
     scale, offset = float(alpha), torch.tensor(float(beta), dtype=torch.float32)
 
     def sigmoid_hard_bound(x: torch.Tensor) -> torch.Tensor:
-        return torch.add(offset, x, alpha=scale).clamp_(0.0, 1.0)
+        return _sigmoid_hard(x, offset, scale)
 
     return sigmoid_hard_bound, ("x",), False
 
@@ -393,9 +393,15 @@ def sigmoid_hard(x: torch.Tensor, alpha: Any = 0.2, beta: Any = 0.5) -> torch.Te
     """min(max(alpha * x + beta, 0), 1)."""
     import torch
 
-    # beta + alpha·x in one kernel, then clamped in place: this op runs in every hard-swish.
     beta_t = torch.tensor(float(number(beta)), dtype=x.dtype, device=x.device)
-    return torch.add(beta_t, x, alpha=float(number(alpha))).clamp_(0.0, 1.0)
+    return _sigmoid_hard(x, beta_t, float(number(alpha)))
+
+
+def _sigmoid_hard(x: torch.Tensor, beta: torch.Tensor, alpha: float) -> torch.Tensor:
+    # beta + alpha·x in one kernel, then clamped in place: this op runs in every hard-swish.
+    import torch
+
+    return torch.add(beta, x, alpha=alpha).clamp_(0.0, 1.0)
 
 
 def _threshold_below(x: torch.Tensor, alpha: Any) -> float | None:
