@@ -1,5 +1,5 @@
-"""The graph builder's rewrites change no value: in-place fp16 rounding, in-place unary ops
-on fresh results, relu / relu6 / clip fused into the conv before them (oneDNN post-ops) and
+"""The graph builder's rewrites change no value: in-place fp16 rounding, in-place unary and
+binary ops on fresh results, relu / relu6 / clip fused into the conv before them (oneDNN post-ops) and
 ops specialized at build time give what running each step's plain op, one by one, gives."""
 
 from __future__ import annotations
@@ -57,9 +57,17 @@ def _blocks(np_dtype: Any) -> Any:
         # A conv result read by two ops: the threshold may not overwrite it.
         shared = conv(x)
         kept = mb.add(x=mb.thresholded_relu(x=shared, alpha=np_dtype(0.25)), y=shared)
+        # Residual add and a broadcast scale into a fresh conv result (in place); a result
+        # smaller than the output (squeeze-excite's scale) may not take it.
+        residual = mb.add(x=conv(x), y=shared)
+        scaled = mb.mul(x=conv(x), y=(rng.integers(1, 4, (1, 8, 1, 1)) * 0.5).astype(np_dtype))
+        gate = mb.reduce_mean(x=conv(x), axes=[2, 3], keep_dims=True)
+        excited = mb.mul(x=gate, y=scaled)
         return (
             swish,
             kept,
+            residual,
+            excited,
             mb.relu(x=conv(x)),
             mb.relu6(x=conv(x)),
             mb.clip(x=conv(x), alpha=np_dtype(-0.5), beta=np_dtype(0.75)),
@@ -86,6 +94,9 @@ def test_rewrites_give_the_values_of_the_plain_ops_run_one_by_one(dtype: str) ->
     # The rewrites under test are in the graph (else this test would prove nothing).
     assert targets.count("thresholded_relu_") == 1 and targets.count("thresholded_relu") == 1
     assert "sigmoid_hard_bound" in targets
+    # Into: the threshold before `kept`, the residual conv, the scaled conv; not: the
+    # hard-swish product (its x has two readers), the squeeze-excite product (x is smaller).
+    assert targets.count("binary_") == 3 and targets.count("mul") == 2
     if torch.backends.mkldnn.is_available():
         assert "relu" not in targets and "relu6" not in targets and "clip" not in targets
     if dtype == "fp16":

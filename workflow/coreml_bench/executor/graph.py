@@ -190,8 +190,19 @@ def build_graph_module(
             if fused_into[step.outputs[0]] in fresh:
                 fresh.add(step.outputs[0])
             continue
+        x_ref = step.inputs.get("x", {}).get("ref")
+        overwrite = (
+            entry.inplace is not None
+            and x_ref in fresh
+            and consumers[x_ref] == 1
+            and _same_type(shapes[x_ref], step, "y" in step.inputs)
+        )
         special = None
-        if entry.specialize is not None and not (rows and entry.batched is not None):
+        if (
+            entry.specialize is not None
+            and not (rows and entry.batched is not None)
+            and not overwrite
+        ):
             follower = _sole_activation(step, readers, consumers, output_names)
             context = BuildContext(
                 device=torch.device(device).type,
@@ -211,8 +222,7 @@ def build_graph_module(
         target = entry.run
         if rows and entry.batched is not None:
             target = entry.batched
-        x_ref = step.inputs.get("x", {}).get("ref")
-        if entry.inplace is not None and x_ref in fresh and consumers[x_ref] == 1:
+        if overwrite:
             target = entry.inplace
         node = graph.call_function(target, (), kwargs)
         if step.op in STATE_WRITES:
@@ -248,6 +258,19 @@ def _record(step: Any, entry: Any, results: list[Any], env: dict[str, Any], fres
         env[name] = result
         if is_fresh:
             fresh.add(name)
+
+
+def _same_type(x: tuple[str, tuple[Any, ...]], step: Any, broadcasts: bool) -> bool:
+    """Whether x has the step's result type, so the result may be written into x; for an op
+    that broadcasts a second operand, only with every dimension known."""
+    dtype, shape = x
+    result = step.shapes[0]
+    return (
+        len(step.outputs) == 1
+        and dtype == step.dtypes[0]
+        and shape == tuple(result)
+        and not (broadcasts and None in result)
+    )
 
 
 def _sole_activation(

@@ -118,8 +118,21 @@ def binary(x: Any, y: Any, op: str) -> torch.Tensor:
     return _BINARY[op](x, y)
 
 
+def binary_(x: torch.Tensor, y: Any, op: str) -> torch.Tensor:
+    """add/sub/mul/real_div written into x, for a fresh x nothing else reads and whose shape
+    is the result's (the graph decides): the kernel of ``torch.add(x, y)`` etc., so the
+    same values, without allocating the result (a residual add at batch 8 is tens of MB)."""
+    import torch
+
+    if isinstance(y, torch.Tensor) and x.dtype == torch.float32 and y.dtype == x.dtype:
+        return getattr(x, _DIRECT[op] + "_")(y)
+    return binary(x, y, op)
+
+
 for _name in _DIRECT:
-    register_op(_name, rows=rows_elementwise, specialize=_binary_specialized(_name))(binary)
+    register_op(
+        _name, rows=rows_elementwise, specialize=_binary_specialized(_name), inplace=binary_
+    )(binary)
 
 
 # --------------------------------------------------------------------------- unary
