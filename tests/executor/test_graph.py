@@ -1,6 +1,7 @@
 """The graph builder's rewrites change no value: in-place fp16 rounding, in-place unary and
-binary ops on fresh results, relu / relu6 / clip fused into the conv before them (oneDNN post-ops) and
-ops specialized at build time give what running each step's plain op, one by one, gives."""
+binary ops on fresh results, relu / relu6 / clip fused into the conv before them (oneDNN
+post-ops) and ops specialized at build time give what running each step's plain op, one by one,
+gives."""
 
 from __future__ import annotations
 
