@@ -218,7 +218,7 @@ def measure(
         else:
             try:
                 reference = (
-                    load_package_weights(copy.deepcopy(model).cpu(), package, cfg.input_size)
+                    load_package_weights(copy.deepcopy(model).cpu(), package)
                     .eval()
                     .to(device)
                 )

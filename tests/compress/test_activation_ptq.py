@@ -34,7 +34,7 @@ def test_ranges_are_those_of_the_torch_activations(fashion_package: Path) -> Non
     # The fixture's network, BatchNorm folded as the package has it; its ReLU outputs in
     # order are the program's relu ops in order.
     torch.manual_seed(0)
-    network = fuse_batchnorm(build_model("fashion_cnn", 10).eval(), 28)
+    network = fuse_batchnorm(build_model("fashion_cnn", 10).eval())
     seen: list[list[float]] = []
     hooks = [
         m.register_forward_hook(lambda _m, _i, out: seen.append([out.min(), out.max()]))

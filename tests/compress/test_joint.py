@@ -64,8 +64,8 @@ def test_preset_compresses_jointly_and_runs(
             assert np.allclose(steps, np.round(steps), atol=0.1)
     # The executor runs the chain; torch with the decompressed weights agrees to fp16.
     torch.manual_seed(0)  # the fixture's network, BatchNorm folded as the package has it
-    network = fuse_batchnorm(build_model("fashion_cnn", 10).eval(), 28)
-    network = load_package_weights(network, package, 28, weights).eval()
+    network = fuse_batchnorm(build_model("fashion_cnn", 10).eval())
+    network = load_package_weights(network, package, stored=weights).eval()
     images = torch.randn(4, 1, 28, 28, generator=torch.Generator().manual_seed(1))
     program = CompiledProgram(load_or_compile(package, cache=False))
     ours = program.rows(images)["logits"].float()

@@ -93,7 +93,8 @@ def test_wrong_architecture_names_first_mismatch(
 @pytest.mark.slow
 @pytest.mark.parametrize("architecture", sorted(ARCHITECTURES.names()))
 def test_every_registry_model_round_trips(architecture: str, tmp_path: Path) -> None:
-    """Program order equals fx order on every registry architecture (about 60 s in all)."""
+    """Program order equals the traced call order on every registry architecture (fx, or
+    torch.export where fx cannot trace, as for MobileViTv2; about 90 s in all)."""
     torch.manual_seed(0)
     model = build_model(architecture)
     perturb_batchnorm(model)
@@ -104,3 +105,72 @@ def test_every_registry_model_round_trips(architecture: str, tmp_path: Path) -> 
     x = torch.rand(2, 3, size, size)
     with torch.no_grad():
         assert relative_gap(model(x), carried(x)) < FP16_TOLERANCE
+
+
+class _ShapeBranching(torch.nn.Module):
+    """conv → BatchNormAct2d (SiLU) → conv → BatchNorm, with a Python branch on the input's
+    size (as MobileViTv2's unfolding has): torch.fx cannot trace it, torch.export can."""
+
+    def __init__(self) -> None:
+        from timm.layers.norm_act import BatchNormAct2d
+
+        super().__init__()
+        self.conv1 = torch.nn.Conv2d(3, 8, 3, padding=1, bias=False)
+        self.bn1 = BatchNormAct2d(8, act_layer=torch.nn.SiLU)
+        self.conv2 = torch.nn.Conv2d(8, 8, 3, padding=1)
+        self.bn2 = torch.nn.BatchNorm2d(8)
+        self.head = torch.nn.Linear(8, 4)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x = self.bn1(self.conv1(x))
+        if x.shape[-1] % 2:  # a shape-dependent branch: fx traces shapes symbolically
+            x = torch.nn.functional.pad(x, (0, 1, 0, 1))
+        x = self.bn2(self.conv2(x))
+        return self.head(x.mean((2, 3)))
+
+
+def test_a_model_fx_cannot_trace_maps_through_torch_export(tmp_path: Path) -> None:
+    torch.manual_seed(0)
+    model = _ShapeBranching().eval()
+    perturb_batchnorm(model)
+    with pytest.raises(Exception, match="symbolically traced variables"):
+        torch.fx.symbolic_trace(model)
+    package = tmp_path / "branching.mlpackage"
+    to_coreml(model, 31).save(str(package))
+    carried = load_package_weights(model, package)
+    # Both BatchNorms are folded; the timm one leaves its SiLU behind, not nothing.
+    assert not any(isinstance(m, torch.nn.BatchNorm2d) for m in carried.modules())
+    assert isinstance(carried.bn1, torch.nn.Sequential)
+    assert isinstance(carried.bn1[1], torch.nn.SiLU)
+    x = torch.rand(2, 3, 31, 31)
+    with torch.no_grad():
+        assert relative_gap(model(x), carried(x)) < FP16_TOLERANCE
+    # The folded copy with fp32 weights is the same function as the model, activation included.
+    folded = fuse_batchnorm(model, (1, 3, 31, 31))
+    with torch.no_grad():
+        torch.testing.assert_close(folded(x), model(x), atol=1e-5, rtol=1e-5)
+    names = [name for name, _module in weight_modules(folded, (1, 3, 31, 31))]
+    assert names == ["conv1", "conv2", "head"]
+
+
+def test_an_untraceable_model_without_an_example_shape_is_an_error() -> None:
+    with pytest.raises(
+        WeightMappingError,
+        match=r"_ShapeBranching cannot be traced by torch\.fx.*"
+        r"no example input shape",
+    ):
+        fuse_batchnorm(_ShapeBranching())
+
+
+def test_a_batchnorm_with_its_own_forward_is_not_folded_blindly() -> None:
+    class ScaledBatchNorm(torch.nn.BatchNorm2d):
+        def forward(self, x: torch.Tensor) -> torch.Tensor:
+            return 2 * super().forward(x)
+
+    model = torch.nn.Sequential(torch.nn.Conv2d(3, 4, 3), ScaledBatchNorm(4))
+    with pytest.raises(
+        WeightMappingError,
+        match=r"BatchNorm module 1 \(.*ScaledBatchNorm\) has "
+        r"its own forward",
+    ):
+        fuse_batchnorm(model)

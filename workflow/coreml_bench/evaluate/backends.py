@@ -36,7 +36,7 @@ def torch_model_with_package_weights(
     """
 
     network = load_model(model.architecture, weights, model.num_classes)
-    return load_package_weights(network, package, model.input_size, stored).eval()
+    return load_package_weights(network, package, stored=stored).eval()
 
 
 def _weights_torch_predictor(

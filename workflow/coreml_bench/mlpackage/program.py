@@ -13,8 +13,9 @@ package is to run the architecture's torch graph with exactly the weights the pa
 The converter folds each BatchNorm into the conv before it and names the folded weights
 anonymously (``const_N_to_fp16``), so names cannot be matched. The mapping therefore
 
-1. folds BatchNorm into conv on the torch side as well (found in a ``torch.fx`` graph, so only
-   a BatchNorm that consumes a conv's sole output is folded, as coremltools does), and
+1. folds BatchNorm into conv on the torch side as well (found in a ``torch.fx`` graph, or
+   ``torch.export``'s where fx cannot trace, so only a BatchNorm that consumes a conv's sole
+   output is folded, as coremltools does), and
 2. pairs the program's conv/linear ops with the torch conv/linear calls **by order**, checking
    op kind and every shape.
 
