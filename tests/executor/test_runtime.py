@@ -75,6 +75,57 @@ def test_samples_run_at_once_where_rows_provably_stay_apart() -> None:
     torch.testing.assert_close(stacked, one_by_one, rtol=1e-5, atol=1e-6)
 
 
+def _rows_and_one_by_one(program: CompiledProgram, batch: torch.Tensor) -> tuple:
+    (stacked,) = program.rows(batch).values()
+    one_by_one = torch.cat([next(iter(program.run(s[None]).values())) for s in batch])
+    return stacked, one_by_one
+
+
+def test_a_batch_folded_into_axis_0_runs_at_once_through_reshape_and_transpose() -> None:
+    # MobileViTv2's attention as the converter emits it: (1, C, H, W) → (C, H*W) rows that
+    # hold the batch folded into axis 0, a transpose keeping that axis, then back to (1, ...).
+    def body(x):
+        y = mb.reshape(x=mb.relu(x=x), shape=[2, 2, 9])
+        y = mb.transpose(x=y, perm=[0, 2, 1])
+        y = mb.reshape(x=y, shape=[1, 2, 18])
+        return mb.softmax(x=y, axis=-1)
+
+    program = CompiledProgram.from_program(_program(body, (1, 4, 3, 3)))
+    assert program.row_hazard is None
+    stacked, one_by_one = _rows_and_one_by_one(program, torch.randn(5, 4, 3, 3))
+    assert stacked.shape == (5, 2, 18)
+    torch.testing.assert_close(stacked, one_by_one, rtol=1e-6, atol=1e-7)
+
+
+@pytest.mark.parametrize(
+    ("fold", "hazard"),
+    [
+        # An op with no rule for folded rows reads them: summing axis 0 would mix samples.
+        (lambda y: mb.reduce_sum(x=y, axes=[0], keep_dims=True), "folded"),
+        # The program returns the folded tensor itself.
+        (lambda y: y, "output"),
+        # Transposing the folded axis away.
+        (lambda y: mb.transpose(x=y, perm=[1, 0]), "batch axis"),
+    ],
+)
+def test_a_batch_folded_into_axis_0_runs_one_at_a_time_where_it_could_mix(fold, hazard) -> None:
+    def body(x):
+        return fold(mb.reshape(x=x, shape=[4, 9]))
+
+    program = CompiledProgram.from_program(_program(body, (1, 4, 3, 3)))
+    assert program.row_hazard and hazard in program.row_hazard
+    stacked, one_by_one = _rows_and_one_by_one(program, torch.randn(3, 4, 3, 3))
+    assert torch.equal(stacked, one_by_one)
+
+
+def test_a_reshape_that_infers_a_folded_dimension_runs_one_at_a_time() -> None:
+    def body(x):
+        return mb.reshape(x=mb.reshape(x=x, shape=[4, -1]), shape=[1, 36])
+
+    program = CompiledProgram.from_program(_program(body, (1, 4, 3, 3)))
+    assert program.row_hazard and "inferred" in program.row_hazard
+
+
 def test_several_inputs_and_outputs_by_name() -> None:
     def body(image, scale):
         return mb.mul(x=image, y=scale), mb.reduce_sum(x=image, axes=[1])

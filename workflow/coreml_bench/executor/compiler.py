@@ -128,9 +128,11 @@ def compile_program(
         if dtype not in INPUT_DTYPES:
             reasons.append(f"input {name!r} of type {dtype} (non-tensor inputs)")
         inputs.append(TensorInfo(name=name, dtype=dtype, shape=_shape(var)))
-    steps, row_hazard = _compile_operations(builder, function.operations, reasons)
+    steps, row_hazard, folded = _compile_operations(builder, function.operations, reasons)
     outputs = []
     for var in function.outputs:
+        if var.name in folded:
+            row_hazard = row_hazard or f"output {var.name!r} holds the batch folded into axis 0"
         if _is_constant(var.op):
             # A program may return a stored (even compressed) tensor: an identity step on it.
             steps.append(_identity_step(builder, var))
@@ -195,11 +197,13 @@ def _identity_step(builder: _Builder, var: Any) -> Step:
 
 def _compile_operations(
     builder: _Builder, operations: Any, reasons: list[str]
-) -> tuple[list[Step], str | None]:
-    """The steps of a block's ops (the function's, or a nested block's), and the first row
-    hazard among them; every reason an op cannot run is appended to ``reasons``."""
+) -> tuple[list[Step], str | None, set[str]]:
+    """The steps of a block's ops (the function's, or a nested block's), the first row
+    hazard among them and the results holding a folded batch (``_row_hazard``); every
+    reason an op cannot run is appended to ``reasons``."""
     steps: list[Step] = []
     row_hazard: str | None = None
+    folded: set[str] = set()  # results holding the batch folded into axis 0 (_row_hazard)
     for op in operations:
         if _is_constant(op):
             continue
@@ -232,20 +236,39 @@ def _compile_operations(
             out_dtypes=[_dtype(o) for o in op.outputs],
         )
         reasons += entry.check(view)
-        if row_hazard is None:
-            row_hazard = entry.rows(view) or _leading_axis_hazard(view)
-        steps.append(
-            Step(
-                op=op.op_type,
-                name=op.name,
-                inputs=arguments,
-                outputs=[o.name for o in op.outputs],
-                dtypes=view.out_dtypes,
-                shapes=[list(s) for s in view.out_shapes],
-                round=[d == "fp16" and not entry.exact_fp16 for d in view.out_dtypes],
-            )
+        step = Step(
+            op=op.op_type,
+            name=op.name,
+            inputs=arguments,
+            outputs=[o.name for o in op.outputs],
+            dtypes=view.out_dtypes,
+            shapes=[list(s) for s in view.out_shapes],
+            round=[d == "fp16" and not entry.exact_fp16 for d in view.out_dtypes],
         )
-    return steps, row_hazard
+        steps.append(step)
+        if row_hazard is None:
+            row_hazard = _row_hazard(entry, view, step, folded)
+    return steps, row_hazard, folded
+
+
+def _row_hazard(entry: Any, view: OpView, step: Step, folded: set[str]) -> str | None:
+    """Why this op could mix stacked rows, or None. ``folded`` collects the results whose
+    axis 0 holds the batch folded with another axis (N rows of (k, ...) as (N*k, ...)):
+    only ops with a ``folded_rows`` rule read or make them."""
+    reads_folded = [r for r in step.refs() if r in folded]
+    makes_folded = any(not shape or shape[0] != 1 for shape in view.out_shapes)
+    per_row = bool(step.refs())  # an op on stored tensors alone is folded at build time
+    if reads_folded or (per_row and makes_folded and entry.folded_rows is not None):
+        if entry.folded_rows is None:
+            return (
+                f"{view.op} {view.name!r} reads {reads_folded[0]!r}, whose axis 0 holds the "
+                "batch folded with another axis"
+            )
+        hazard = entry.folded_rows(view)
+        if hazard is None and makes_folded:
+            folded.update(step.outputs)
+        return hazard
+    return entry.rows(view) or _leading_axis_hazard(view)
 
 
 def _control_flow_step(builder: _Builder, op: Any, reasons: list[str]) -> Step:
@@ -262,7 +285,7 @@ def _control_flow_step(builder: _Builder, op: Any, reasons: list[str]) -> Step:
     blocks = []
     for block in op.blocks:
         builder.block_inputs.update(id(v) for v in block.inputs)
-        steps, _ = _compile_operations(builder, block.operations, reasons)
+        steps, _, _ = _compile_operations(builder, block.operations, reasons)
         for var in dict.fromkeys(block.outputs):
             if _is_constant(var.op):
                 steps.append(_identity_step(builder, var))  # a block may return a constant

@@ -12,6 +12,10 @@ Each op follows its definition in coremltools' MIL op set (``coremltools.convert
   every reason listed, or it runs.
 * ``rows(view)``: why running N stacked batch-1 samples at once through this op could give
   another answer than running them one by one, or None when it provably cannot.
+* ``folded_rows(view)``: the same question where an input or the output holds the batch
+  folded into axis 0 (N rows of a (k, ...) tensor stacked as (N*k, ...), as a reshape from
+  (1, C, ...) to (C, ...) leaves them); ops without it refuse such tensors. Only ops that
+  move data within each axis-0 slice (reshape, transpose keeping axis 0) have one.
 * ``fresh``: the result never shares memory with an input (fp16 rounding may then run in
   place); ``exact_fp16``: on fp16 inputs the result is already fp16 (select, move or compare
   values), so it is not rounded again.
@@ -116,6 +120,7 @@ class OpEntry:
     run: Callable[..., Any]
     check: Callable[[OpView], list[str]] = _no_reasons
     rows: Callable[[OpView], str | None] = rows_unsafe
+    folded_rows: Callable[[OpView], str | None] | None = None
     fresh: bool = True
     exact_fp16: bool = False
     # Unary ops that may overwrite their input when nothing else reads it (``relu_``).
@@ -151,6 +156,7 @@ def register_op(
     batched: Callable[..., Any] | None = None,
     specialize: Callable[[dict[str, Any], BuildContext], Any] | None = None,
     post_op: Callable[[dict[str, Any]], tuple[str, list[float]] | None] | None = None,
+    folded_rows: Callable[[OpView], str | None] | None = None,
 ) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
     def register(function: Callable[..., Any]) -> Callable[..., Any]:
         for name in names:
@@ -161,6 +167,7 @@ def register_op(
                 function,
                 check or _no_reasons,
                 rows or rows_unsafe,
+                folded_rows,
                 fresh,
                 exact_fp16,
                 inplace,

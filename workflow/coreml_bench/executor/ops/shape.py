@@ -44,13 +44,36 @@ def _reshape_rows(view: OpView) -> str | None:
     return None
 
 
+def _reshape_folded_rows(view: OpView) -> str | None:
+    """A reshape only re-reads row-major memory, where N stacked rows are N consecutive
+    blocks whether axis 0 holds the batch alone or folded with another axis: with every
+    target dimension literal, the target's axis 0 times N is again N such blocks."""
+    target = view.literal("shape")
+    if target is None:
+        return f"reshape {view.name!r} computes its shape at run time"
+    target = ints(target)
+    if not target or 0 in target or -1 in target:
+        return f"reshape {view.name!r} → {target} folds the batch axis with inferred dimensions"
+    return None
+
+
 def reshape_rows(x: torch.Tensor, shape: Any) -> torch.Tensor:
-    """``reshape`` of N stacked rows: the target's leading 1 becomes N."""
+    """``reshape`` of N stacked rows: the target's axis 0 becomes N times itself (its
+    leading 1 becomes N)."""
     target = _target(x[:1], shape)
-    return x.reshape(x.shape[0], *target[1:])
+    if -1 in target[1:]:
+        return x.reshape(x.shape[0], *target[1:])  # only from and to a leading batch axis
+    return x.reshape(-1, *target[1:])
 
 
-@register_op("reshape", rows=_reshape_rows, fresh=False, exact_fp16=True, batched=reshape_rows)
+@register_op(
+    "reshape",
+    rows=_reshape_rows,
+    folded_rows=_reshape_folded_rows,
+    fresh=False,
+    exact_fp16=True,
+    batched=reshape_rows,
+)
 def reshape(x: torch.Tensor, shape: Any) -> torch.Tensor:
     return x.reshape(_target(x, shape))
 
@@ -62,7 +85,7 @@ def _perm_rows(view: OpView) -> str | None:
     return None
 
 
-@register_op("transpose", rows=_perm_rows, fresh=False, exact_fp16=True)
+@register_op("transpose", rows=_perm_rows, folded_rows=_perm_rows, fresh=False, exact_fp16=True)
 def transpose(x: torch.Tensor, perm: Any) -> torch.Tensor:
     return x.permute(ints(perm))
 
