@@ -109,3 +109,32 @@ def test_rewrites_give_the_values_of_the_plain_ops_run_one_by_one(dtype: str) ->
         assert torch.equal(value.float(), expected.float())
     swish = want[0]
     assert (swish > 0).any() and (swish < 0).any() and (swish == 0).any()  # every branch
+
+
+@pytest.mark.parametrize("op", ["silu", "sqrt", "exp", "erf", "square", "tanh"])
+def test_in_place_unary_ops_give_the_values_of_the_plain_op(op: str) -> None:
+    import coremltools as ct
+
+    # Dyadic weights and inputs: the conv is exact (as in ``_blocks``), so any difference
+    # is the in-place op's.
+    weight = (np.random.default_rng(2).integers(-2, 3, (4, 3, 3, 3)) * 0.25).astype(np.float32)
+
+    def build(x: Any) -> Any:
+        y = mb.conv(x=x, weight=weight, pad_type="same")
+        y = mb.abs(x=y) if op == "sqrt" else y  # a fresh result the op alone reads
+        return getattr(mb, op)(x=y)
+
+    program = mb.program(
+        input_specs=[mb.TensorSpec(shape=(1, 3, 8, 8))], opset_version=ct.target.iOS17
+    )(build)
+    compiled = CompiledProgram.from_program(program)
+    targets = [
+        getattr(n.target, "__name__", "") for n in compiled.module.graph.nodes
+        if n.op == "call_function"
+    ]  # fmt: skip
+    assert "_unary_" in targets  # the in-place form is what runs
+    x = (np.random.default_rng(3).integers(-8, 9, (1, 3, 8, 8)) * 0.125).astype(np.float32)
+    (got,) = compiled.run(x).values()
+    (want,) = _step_by_step(compiled, x)
+    assert torch.equal(got, want)
+
