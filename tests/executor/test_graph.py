@@ -138,3 +138,25 @@ def test_in_place_unary_ops_give_the_values_of_the_plain_op(op: str) -> None:
     (want,) = _step_by_step(compiled, x)
     assert torch.equal(got, want)
 
+
+def test_large_tensors_round_through_the_kept_buffer_as_through_a_fresh_one() -> None:
+    from coreml_bench.executor.graph import _SCRATCH_MIN, round_fp16_
+
+    generator = torch.Generator().manual_seed(0)
+    shapes = [(2, 16, 96, 96), (4, 16, 96, 96), (1, 8, 32, 32)]  # grows, then too small
+    assert all(int(np.prod(s)) >= _SCRATCH_MIN for s in shapes[:2])
+    for shape in shapes:
+        for layout in (torch.contiguous_format, torch.channels_last):
+            x = (torch.randn(shape, generator=generator) * 1e3).to(memory_format=layout)
+            original = x.clone()
+            want = round_fp16(original)
+            got = round_fp16_(x)
+            assert got.data_ptr() == x.data_ptr()  # in place, layout kept
+            assert got.is_contiguous(memory_format=layout)
+            assert torch.equal(got, want)
+            assert not torch.equal(got, original)  # the rounding did change values
+    # A strided view (not dense) rounds through its own buffer, not the kept one.
+    base = torch.randn(4, 16, 96, 192, generator=generator)
+    view = base[..., ::2]
+    want = round_fp16(view.clone())
+    assert torch.equal(round_fp16_(view), want)

@@ -23,6 +23,7 @@ blocks' own GraphModules (``control_flow``).
 from __future__ import annotations
 
 import operator
+import threading
 from collections import Counter
 from typing import TYPE_CHECKING, Any
 
@@ -52,8 +53,30 @@ def round_fp16_(x: Any) -> Any:
     import torch
 
     if isinstance(x, torch.Tensor) and x.dtype == torch.float32:
-        return x.copy_(torch.empty_like(x, dtype=torch.float16).copy_(x))
+        return x.copy_(_fp16_scratch(x).copy_(x))
     return x
+
+
+# Large tensors round through one fp16 buffer per thread, kept and grown as needed: a fresh
+# buffer above glibc's mmap threshold (at most 32 MB) is new pages every call, and their
+# first-touch faults made a 67 MB round 4.7x slower (8x128x128x128: 16.3 ms vs 3.5 ms).
+_SCRATCH_MIN = 1 << 18  # elements; smaller buffers come from malloc's free lists anyway
+_scratch = threading.local()
+
+
+def _fp16_scratch(x: torch.Tensor) -> torch.Tensor:
+    """An fp16 tensor laid out as ``x`` (same strides), to round ``x`` through."""
+    import torch
+
+    dense = x.is_contiguous() or (
+        x.ndim == 4 and x.is_contiguous(memory_format=torch.channels_last)
+    )
+    if x.numel() < _SCRATCH_MIN or x.device.type != "cpu" or not dense:
+        return torch.empty_like(x, dtype=torch.float16)
+    buffer = getattr(_scratch, "fp16", None)
+    if buffer is None or buffer.numel() < x.numel():
+        buffer = _scratch.fp16 = torch.empty(x.numel(), dtype=torch.float16)
+    return buffer.as_strided(x.shape, x.stride())
 
 
 def to_float32(x: Any) -> Any:
