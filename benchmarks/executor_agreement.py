@@ -303,15 +303,23 @@ def _where(device: str) -> str:
 
 
 def _cpu() -> str:
+    """The CPU's name, family/model and widest vector unit: "AMD EPYC" alone names CPUs two
+    generations apart whose executor / torch ratios differ (see the notes)."""
     import platform
 
     try:
+        info: dict[str, str] = {}
         for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
+            key, _, value = line.partition(":")
+            info.setdefault(key.strip(), value.strip())
     except OSError:
-        pass
-    return platform.processor() or "unknown"
+        return platform.processor() or "unknown"
+    flags = info.get("flags", "").split()
+    vector = next((f for f in ("avx512f", "avx2", "avx") if f in flags), "no AVX")
+    return (
+        f"{info.get('model name', 'unknown')} (family {info.get('cpu family', '?')}, "
+        f"model {info.get('model', '?')}, {vector})"
+    )
 
 
 def main() -> None:
