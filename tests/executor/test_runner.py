@@ -86,8 +86,13 @@ def test_every_registry_model_executes_as_torch_computes_it(
     else:
         assert worst <= bound, worst
     if spec.task == "detection":
-        cells = [o[:, :-4].reshape(len(o), -1).argmax(1) for o in (got, expected)]
-        assert torch.equal(*cells)  # the strongest detection of each image
+        # The strongest detection of each image: the same cell, or a cell whose reference
+        # score is within that image's max |Δ| of the strongest (a near-tie, as for classes).
+        heat = [o[:, :-4].reshape(len(o), -1) for o in (got, expected)]
+        cells = heat[0].argmax(1)
+        margin = heat[1].amax(1) - heat[1].gather(1, cells[:, None])[:, 0]
+        assert bool((margin <= errors).all()), (margin, errors)
+        assert int((cells != heat[1].argmax(1)).sum()) <= len(images) // 4  # ties stay rare
         return
     disagree = got.argmax(1) != expected.argmax(1)
     top2 = expected.topk(2, dim=1).values
