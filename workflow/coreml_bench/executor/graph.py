@@ -68,10 +68,15 @@ def _fp16_scratch(x: torch.Tensor) -> torch.Tensor:
     """An fp16 tensor laid out as ``x`` (same strides), to round ``x`` through."""
     import torch
 
-    dense = x.is_contiguous() or (
-        x.ndim == 4 and x.is_contiguous(memory_format=torch.channels_last)
-    )
-    if x.numel() < _SCRATCH_MIN or x.device.type != "cpu" or not dense:
+    # Cheapest test first: most roundings are of small tensors, on the hot path.
+    if (
+        x.numel() < _SCRATCH_MIN
+        or x.device.type != "cpu"
+        or not (
+            x.is_contiguous()
+            or (x.ndim == 4 and x.is_contiguous(memory_format=torch.channels_last))
+        )
+    ):
         return torch.empty_like(x, dtype=torch.float16)
     buffer = getattr(_scratch, "fp16", None)
     if buffer is None or buffer.numel() < x.numel():

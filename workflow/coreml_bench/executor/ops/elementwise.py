@@ -220,8 +220,7 @@ def _unary_(x: torch.Tensor, op: str) -> torch.Tensor:
         import torch.nn.functional as F
 
         return F.silu(x, inplace=True)
-    method = getattr(x, f"{op}_", None)  # relu_, sigmoid_, tanh_, sqrt_, square_, exp_, erf_
-    return method() if method is not None else _unary(x, op)
+    return getattr(x, f"{op}_")()  # relu_, sigmoid_, tanh_, sqrt_, square_, exp_, erf_
 
 
 def _relu_post_op(inputs: dict[str, Any]) -> tuple[str, list[float]]:
