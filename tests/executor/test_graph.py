@@ -78,9 +78,18 @@ def _blocks(np_dtype: Any) -> Any:
     return build
 
 
+@pytest.mark.parametrize("kernels", [True, False], ids=["kernels", "torch-only"])
 @pytest.mark.parametrize("dtype", ["fp16", "fp32"])
-def test_rewrites_give_the_values_of_the_plain_ops_run_one_by_one(dtype: str) -> None:
+def test_rewrites_give_the_values_of_the_plain_ops_run_one_by_one(
+    dtype: str, kernels: bool, monkeypatch: pytest.MonkeyPatch
+) -> None:
     import coremltools as ct
+    from coreml_bench.executor import graph
+
+    if kernels and graph._round_inplace is None:
+        pytest.fail("the compiled kernels (_fp16round) are not built: run envs/install.sh")
+    if not kernels:  # as where the package was installed without a C compiler
+        monkeypatch.setattr(graph, "_round_inplace", None)
 
     mil_dtype, np_dtype = (types.fp16, np.float16) if dtype == "fp16" else (types.fp32, np.float32)
     program = mb.program(
@@ -94,14 +103,19 @@ def test_rewrites_give_the_values_of_the_plain_ops_run_one_by_one(dtype: str) ->
     ]  # fmt: skip
     # The rewrites under test are in the graph (else this test would prove nothing).
     assert targets.count("thresholded_relu_") == 1 and targets.count("thresholded_relu") == 1
-    assert "sigmoid_hard_bound" in targets
+    # The fp16 hard-swish (sigmoid_hard, rounding, mul, rounding) as one kernel pass; in fp32
+    # (nothing rounded) or without the kernels, its ops one by one.
+    fused = kernels and dtype == "fp16"
+    assert targets.count("hard_swish_fp16_") == int(fused)
+    assert ("sigmoid_hard_bound" in targets) == (not fused)
     # Into: the threshold before `kept`, the residual conv, the scaled conv; not: the
     # hard-swish product (its x has two readers), the squeeze-excite product (x is smaller).
-    assert targets.count("binary_") == 3 and targets.count("mul") == 2
+    assert targets.count("binary_") == 3 and targets.count("mul") == 2 - int(fused)
     if torch.backends.mkldnn.is_available():
         assert "relu" not in targets and "relu6" not in targets and "clip" not in targets
     if dtype == "fp16":
-        assert "round_fp16_" in targets
+        assert ("round_fp16_cpu_" if kernels else "round_fp16_") in targets
+        assert ("round_fp16_" if kernels else "round_fp16_cpu_") not in targets
     x = (np.random.default_rng(1).integers(-8, 9, (1, 4, 12, 12)) * 0.5).astype(np_dtype)
     got = compiled.run(x)
     want = _step_by_step(compiled, x)

@@ -57,6 +57,97 @@ def round_fp16_(x: Any) -> Any:
     return x
 
 
+try:  # the compiled one-pass kernels (``_fp16round.c``; optional at install)
+    from ._fp16round import hard_swish_inplace as _hard_swish_inplace
+    from ._fp16round import round_inplace as _round_inplace
+except ImportError:  # built without a C compiler: torch's ops, the same values
+    _round_inplace = _hard_swish_inplace = None
+
+# Up to this many values (8M) the one-pass kernel, on one thread, was measured faster than
+# torch's two copies on two threads; above, many threads may win back.
+_KERNEL_MAX = 1 << 23
+
+
+def round_fp16_cpu_(x: Any) -> Any:
+    """``round_fp16_`` of a CPU graph: dense float32 memory (contiguous or channels-last) is
+    rounded in one pass by the compiled kernel, without dispatch or an fp16 buffer - the
+    same values (``x.half().float()``, ties to even, inf / NaN / signed zeros kept)."""
+    import torch
+
+    if (
+        isinstance(x, torch.Tensor)
+        and x.dtype == torch.float32
+        and x.numel() < _KERNEL_MAX
+        and _dense(x)
+    ):
+        _round_inplace(x.data_ptr(), x.numel())
+        return x
+    return round_fp16_(x)
+
+
+def _dense(x: torch.Tensor) -> bool:
+    import torch
+
+    return x.is_contiguous() or (x.ndim == 4 and x.is_contiguous(memory_format=torch.channels_last))
+
+
+def hard_swish_fp16_(x: Any, alpha: float, beta: float) -> Any:
+    """MIL's hard-swish as the converter writes it, on a fresh fp16-valued ``x`` nothing
+    else reads: ``mul(x, round(sigmoid_hard(x, alpha, beta)))``, rounded - five torch ops and
+    two roundings (plus an allocation) in one pass of the compiled kernel, written into x;
+    the same values (the kernel's fused multiply-add and NaN-keeping clamp are torch's).
+    Memory that is not dense runs the ops themselves."""
+    from .ops.elementwise import sigmoid_hard
+
+    if x.numel() < _KERNEL_MAX and _dense(x):
+        _hard_swish_inplace(x.data_ptr(), x.numel(), alpha, beta)
+        return x
+    gate = round_fp16_(sigmoid_hard(x, alpha, beta))
+    return round_fp16_(x.mul_(gate))
+
+
+def _hard_swish(step: Any, readers: dict[str, Any], consumers: Any, fresh: set[str],
+                shapes: dict[str, Any]) -> Any:  # fmt: skip
+    """The ``mul`` completing a hard-swish that starts at this ``sigmoid_hard`` step, with
+    its scalars, where the whole of it may run as ``hard_swish_fp16_``: x fresh and read
+    only by the two, the gate read only by the mul, literal alpha / beta, one fp16 type."""
+    from .ops.registry import number
+
+    if step.op != "sigmoid_hard" or not step.round[0]:
+        return None
+    x, gate = step.inputs["x"].get("ref"), step.outputs[0]
+    scalars = [step.inputs.get(k, {"value": d}).get("value") for k, d in (("alpha", 0.2),
+               ("beta", 0.5))]  # fmt: skip
+    mul = readers.get(gate)
+    if (
+        x not in fresh
+        or consumers[x] != 2
+        or consumers[gate] != 1
+        or mul is None
+        or readers.get(x) is not mul
+        or mul.op != "mul"
+        or mul.blocks
+        or not mul.round[0]
+        or sorted(a.get("ref", "") for a in mul.inputs.values()) != sorted([x, gate])
+        or not all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in scalars)
+    ):
+        return None
+    fp16 = ("fp16", tuple(step.shapes[0]))
+    if shapes[x] != fp16 or (mul.dtypes[0], tuple(mul.shapes[0])) != fp16 or None in fp16[1]:
+        return None
+    return mul, [float(number(v)) for v in scalars]
+
+
+def in_place_rounding(device: str, fast: bool) -> Any:
+    """The in-place rounding a graph calls: the compiled kernel on CPU where it is built and
+    the graph is ``fast`` (an exported graph traces torch ops only, never raw memory)."""
+    import torch
+
+    if fast and _round_inplace is not None and torch.device(device).type == "cpu":
+        return round_fp16_cpu_
+    return round_fp16_
+
+
 # Large tensors round through one fp16 buffer per thread, kept and grown as needed: a fresh
 # buffer above glibc's mmap threshold (at most 32 MB) is new pages every call, and their
 # first-touch faults made a 67 MB round 4.7x slower (8x128x128x128: 16.3 ms vs 3.5 ms).
@@ -119,6 +210,7 @@ def build_graph_module(
         for step in plan.steps
         if step.op in ("conv", "conv_transpose") and "const" in step.inputs.get("weight", {})
     }
+    rounding = in_place_rounding(device, fast)
     root = torch.nn.Module()
     for key, tensor in plan.constants.items():
         tensor = tensor.to(device)
@@ -171,7 +263,18 @@ def build_graph_module(
     def constant_value(arg: dict[str, Any]) -> Any:
         return resolve(arg, folded.__getitem__, plan.constants.__getitem__)
 
+    done: set[int] = set()  # steps computed by an earlier, fused one (hard-swish's mul)
     for step in plan.steps:
+        if id(step) in done:
+            continue
+        hard_swish = _hard_swish(step, readers, consumers, fresh, shapes)
+        if hard_swish is not None and rounding is round_fp16_cpu_:
+            mul, scalars = hard_swish
+            node = graph.call_function(hard_swish_fp16_, (env[step.inputs["x"]["ref"]], *scalars))
+            env[mul.outputs[0]] = node
+            fresh.add(mul.outputs[0])
+            done.add(id(mul))
+            continue
         if step.blocks:
             from .control_flow import build_control_flow
 
@@ -243,7 +346,7 @@ def build_graph_module(
             node = graph.call_function(function, tuple(kwargs[k] for k in keys))
             if step.op in STATE_WRITES:
                 effects.add(node)
-            _record(step, entry, [node], env, fresh, graph, entry.fresh)
+            _record(step, entry, [node], env, fresh, graph, entry.fresh, rounding)
             if applied and follower is not None:
                 fused_into[follower[0].outputs[0]] = step.outputs[0]
             continue
@@ -261,7 +364,8 @@ def build_graph_module(
             results = [
                 graph.call_function(operator.getitem, (node, i)) for i in range(len(step.outputs))
             ]
-        _record(step, entry, results, env, fresh, graph, entry.fresh or target is entry.inplace)
+        is_fresh = entry.fresh or target is entry.inplace
+        _record(step, entry, results, env, fresh, graph, is_fresh, rounding)
     graph.output(tuple(env[out.name] for out in plan.outputs))
     # State writes stay (in program order) though nothing reads their result. (The default
     # purity check cannot ask a submodule before the GraphModule exists: they are pure here
@@ -278,11 +382,12 @@ def build_graph_module(
 
 
 def _record(step: Any, entry: Any, results: list[Any], env: dict[str, Any], fresh: set[str],
-            graph: Any, is_fresh: bool) -> None:  # fmt: skip
-    """Bind a step's results, rounded to fp16 where the plan says (in place when fresh)."""
+            graph: Any, is_fresh: bool, in_place: Any = round_fp16_) -> None:  # fmt: skip
+    """Bind a step's results, rounded to fp16 where the plan says (in place when fresh, by
+    ``in_place``)."""
     for name, result, rounded in zip(step.outputs, results, step.round, strict=True):
         if rounded:
-            result = graph.call_function(round_fp16_ if is_fresh else round_fp16, (result,))
+            result = graph.call_function(in_place if is_fresh else round_fp16, (result,))
         env[name] = result
         if is_fresh:
             fresh.add(name)
