@@ -116,8 +116,16 @@ def test_graph_roundings_fall_back_to_torch_where_memory_is_not_dense() -> None:
         assert got.data_ptr() == dense.data_ptr() and torch.equal(got, want)
 
 
-def test_exported_and_non_cpu_graphs_round_with_torch_ops() -> None:
+def test_exported_non_cpu_and_portable_path_graphs_round_with_torch_ops() -> None:
     # torch.export traces torch ops; a raw-memory kernel cannot be traced (or run on CUDA).
-    assert graph.in_place_rounding("cpu", fast=True) is graph.round_fp16_cpu_
+    hardware = kernels.isa() != "portable"
+    assert (graph.in_place_rounding("cpu", fast=True) is graph.round_fp16_cpu_) == hardware
     assert graph.in_place_rounding("cpu", fast=False) is graph.round_fp16_
     assert graph.in_place_rounding("cuda", fast=True) is graph.round_fp16_
+    # The portable C path is exact but slower than torch's copies: graphs keep torch's.
+    default = kernels.isa()
+    kernels.use("portable")
+    try:
+        assert graph.in_place_rounding("cpu", fast=True) is graph.round_fp16_
+    finally:
+        kernels.use(default)

@@ -4,7 +4,9 @@
  * round_fp16_). In torch that is two copies through an fp16 buffer plus its allocation:
  * ~3.5 us on a small tensor, most of it dispatch, ~130 times per MobileNetV3-small image.
  * This is one call on the tensor's memory: F16C / AVX-512 conversions where the CPU has
- * them (the instructions torch's own float->half uses), portable bit arithmetic otherwise.
+ * them (the instructions torch's own float->half uses), portable bit arithmetic otherwise:
+ * exact, but ~20x slower than F16C and slower than torch's copies, so graphs do not use it
+ * (graph.in_place_rounding); it keeps the module building, and tested, everywhere.
  * Same values as x.half().float() for every input (tests/executor/test_fp16round.py).
  *
  * It also computes MIL's hard-swish as the converter writes it - sigmoid_hard(x, alpha, beta)
@@ -28,27 +30,24 @@
 #define HAVE_X86 1
 #endif
 
-/* Portable: IEEE binary32 -> nearest binary16 value (round half to even), back in binary32. */
+/* Portable: IEEE binary32 -> nearest binary16 value (round half to even), back in binary32.
+ * Branch-free, so that compilers vectorise the loops (SSE2 / NEON) without F16C. */
 static inline float round_one_portable(float value) {
-    uint32_t bits;
+    uint32_t bits, subnormal;
     memcpy(&bits, &value, 4);
     uint32_t sign = bits & 0x80000000u, magnitude = bits & 0x7fffffffu;
-    if (magnitude >= 0x7f800000u) return value; /* inf stays, NaN stays NaN */
-    if (magnitude >= 0x477ff000u) {              /* >= 65520: rounds past fp16's max, to inf */
-        bits = sign | 0x7f800000u;
-    } else if (magnitude >= 0x38800000u) {       /* fp16 normal range: keep 10 mantissa bits */
-        magnitude += 0x0fffu + ((magnitude >> 13) & 1u);
-        bits = sign | (magnitude & 0xffffe000u);
-    } else {                                      /* fp16 subnormals: multiples of 2^-24 */
-        float absolute, shifted;
-        bits = magnitude;
-        memcpy(&absolute, &bits, 4);
-        /* 0.5 + |x| has a float32 ulp of 2^-24: the addition rounds to even at that step. */
-        volatile float half = 0.5f; /* no reassociation of (0.5 + x) - 0.5 */
-        shifted = (half + absolute) - half;
-        memcpy(&bits, &shifted, 4);
-        bits |= sign;
-    }
+    /* fp16 normal range: keep 10 mantissa bits, ties to even (a carry moves the exponent). */
+    uint32_t normal = (magnitude + 0x0fffu + ((magnitude >> 13) & 1u)) & 0xffffe000u;
+    /* fp16 subnormals are multiples of 2^-24, the float32 ulp of 0.5 + |x|: the addition
+     * rounds there, ties to even (ISO C: no reassociation without -ffast-math). */
+    float absolute, shifted;
+    memcpy(&absolute, &magnitude, 4);
+    shifted = (absolute + 0.5f) - 0.5f;
+    memcpy(&subnormal, &shifted, 4);
+    uint32_t rounded = magnitude < 0x38800000u ? subnormal : normal;
+    rounded = magnitude >= 0x477ff000u ? 0x7f800000u : rounded; /* >= 65520: to inf */
+    rounded = magnitude >= 0x7f800000u ? magnitude : rounded;   /* inf, NaN kept */
+    bits = sign | rounded;
     memcpy(&value, &bits, 4);
     return value;
 }
@@ -59,9 +58,8 @@ static void round_portable(float *x, Py_ssize_t n) {
 
 /* clamp to [0, 1] as torch's vectorised clamp: min(1, max(0, s)), NaN kept. */
 static inline float clamp01(float s) {
-    if (s != s) return s;
-    s = s > 0.0f ? s : (s == 0.0f ? s : 0.0f);
-    return s < 1.0f ? s : 1.0f;
+    float low = (s > 0.0f || s == 0.0f || s != s) ? s : 0.0f; /* -0.0 and NaN kept */
+    return (low < 1.0f || low != low) ? low : 1.0f;
 }
 
 static void hard_swish_portable(float *x, Py_ssize_t n, float alpha, float beta) {
