@@ -168,6 +168,15 @@ static int runs_here(const path_t *path) {
 
 /* Below this many values the call is dispatch-bound: keep the GIL (releasing costs more). */
 #define RELEASE_GIL_ABOVE 65536
+#define RUN_ON(count, call)                                                                   \
+    do {                                                                                      \
+        if ((count) > RELEASE_GIL_ABOVE) {                                                    \
+            Py_BEGIN_ALLOW_THREADS call;                                                      \
+            Py_END_ALLOW_THREADS                                                              \
+        } else {                                                                              \
+            call;                                                                             \
+        }                                                                                     \
+    } while (0)
 
 static int memory(PyObject *const *args, float **address, Py_ssize_t *count) {
     void *pointer = PyLong_AsVoidPtr(args[0]);
@@ -192,12 +201,7 @@ static PyObject *round_inplace(PyObject *self, PyObject *const *args, Py_ssize_t
     }
     if (memory(args, &x, &n) < 0) return NULL;
     round_fn fn = chosen->round;
-    if (n > RELEASE_GIL_ABOVE) {
-        Py_BEGIN_ALLOW_THREADS fn(x, n);
-        Py_END_ALLOW_THREADS
-    } else {
-        fn(x, n);
-    }
+    RUN_ON(n, fn(x, n));
     Py_RETURN_NONE;
 }
 
@@ -214,12 +218,7 @@ static PyObject *hard_swish_inplace(PyObject *self, PyObject *const *args, Py_ss
     float alpha = (float)PyFloat_AsDouble(args[2]), beta = (float)PyFloat_AsDouble(args[3]);
     if (PyErr_Occurred()) return NULL;
     hard_swish_fn fn = chosen->hard_swish;
-    if (n > RELEASE_GIL_ABOVE) {
-        Py_BEGIN_ALLOW_THREADS fn(x, n, alpha, beta);
-        Py_END_ALLOW_THREADS
-    } else {
-        fn(x, n, alpha, beta);
-    }
+    RUN_ON(n, fn(x, n, alpha, beta));
     Py_RETURN_NONE;
 }
 

@@ -75,21 +75,22 @@ def round_fp16_cpu_(x: Any) -> Any:
     same values (``x.half().float()``, ties to even, inf / NaN / signed zeros kept)."""
     import torch
 
-    if (
-        isinstance(x, torch.Tensor)
-        and x.dtype == torch.float32
-        and x.numel() < _KERNEL_MAX
-        and _dense(x)
-    ):
+    if isinstance(x, torch.Tensor) and x.dtype == torch.float32 and _kernel_memory(x):
         _round_inplace(x.data_ptr(), x.numel())
         return x
     return round_fp16_(x)
 
 
 def _dense(x: torch.Tensor) -> bool:
+    """Contiguous or channels-last: memory with no gaps, which a kernel may sweep whole."""
     import torch
 
     return x.is_contiguous() or (x.ndim == 4 and x.is_contiguous(memory_format=torch.channels_last))
+
+
+def _kernel_memory(x: torch.Tensor) -> bool:
+    """Whether the compiled kernels may run on x's memory, as one sweep, faster than torch."""
+    return x.numel() < _KERNEL_MAX and _dense(x)
 
 
 def hard_swish_fp16_(x: Any, alpha: float, beta: float) -> Any:
@@ -100,7 +101,7 @@ def hard_swish_fp16_(x: Any, alpha: float, beta: float) -> Any:
     Memory that is not dense runs the ops themselves."""
     from .ops.elementwise import sigmoid_hard
 
-    if x.numel() < _KERNEL_MAX and _dense(x):
+    if _kernel_memory(x):
         _hard_swish_inplace(x.data_ptr(), x.numel(), alpha, beta)
         return x
     gate = round_fp16_(sigmoid_hard(x, alpha, beta))
@@ -168,14 +169,7 @@ def _fp16_scratch(x: torch.Tensor) -> torch.Tensor:
     import torch
 
     # Cheapest test first: most roundings are of small tensors, on the hot path.
-    if (
-        x.numel() < _SCRATCH_MIN
-        or x.device.type != "cpu"
-        or not (
-            x.is_contiguous()
-            or (x.ndim == 4 and x.is_contiguous(memory_format=torch.channels_last))
-        )
-    ):
+    if x.numel() < _SCRATCH_MIN or x.device.type != "cpu" or not _dense(x):
         return torch.empty_like(x, dtype=torch.float16)
     buffer = getattr(_scratch, "fp16", None)
     if buffer is None or buffer.numel() < x.numel():
@@ -275,8 +269,10 @@ def build_graph_module(
     for step in plan.steps:
         if id(step) in done:
             continue
-        hard_swish = _hard_swish(step, readers, consumers, fresh, shapes)
-        if hard_swish is not None and rounding is round_fp16_cpu_:
+        hard_swish = None
+        if rounding is round_fp16_cpu_:  # the fused form needs the kernels
+            hard_swish = _hard_swish(step, readers, consumers, fresh, shapes)
+        if hard_swish is not None:
             mul, scalars = hard_swish
             node = graph.call_function(hard_swish_fp16_, (env[step.inputs["x"]["ref"]], *scalars))
             env[mul.outputs[0]] = node
